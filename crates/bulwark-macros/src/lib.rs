@@ -1,0 +1,1 @@
+//! Attribute macros for Bulwark; use them through the `bulwark` crate's re-exports.

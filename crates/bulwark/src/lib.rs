@@ -1,0 +1,27 @@
+//! # Bulwark
+//!
+//! Hardening for the backends that run multi-agent (LLM agent) systems: token-bucket rate
+//! limiting, circuit breaking, durable state checkpoints and telemetry, each usable alone.
+//!
+//! | module | what it gives |
+//! |---|---|
+//! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
+//! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer |
+//!
+//! ## Feature flags
+//!
+//! * `macros` (default): the `#[rate_limit]` attribute macro.
+//! * `axum`: the client-IP key extractor also reads axum's `ConnectInfo<SocketAddr>`.
+//!
+//! ```
+//! use bulwark::ratelimit::{RateLimitConfig, RateLimiter};
+//! use std::time::Duration;
+//!
+//! let limiter = RateLimiter::new(RateLimitConfig::new(100, Duration::from_secs(60), 20))?;
+//! assert!(limiter.try_acquire(1)?);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+pub mod clock;
+pub mod ratelimit;
+

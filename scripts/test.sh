@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: starts the services the tests need when they are not running,
+# then runs every test (nextest) and every doc test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+source scripts/services.sh
+ensure_services
+
+cargo nextest run --workspace --all-features --no-fail-fast "$@"
+cargo test --workspace --all-features --doc
