@@ -24,4 +24,7 @@
 
 pub mod clock;
 pub mod ratelimit;
+mod sync;
 
+#[cfg(feature = "macros")]
+pub use bulwark_macros::rate_limit;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 /// A request was refused for now: it may pass after `retry_after`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("rate limited: {requested} token(s) requested, {available} available, retry after {retry_after:?}")]
+#[error(
+    "rate limited: {requested} token(s) requested, {available} available, retry after {retry_after:?}"
+)]
 #[non_exhaustive]
 pub struct RateLimited {
     /// The earliest time from now at which the same request could be admitted.
@@ -41,6 +43,9 @@ pub enum RateLimitError {
     /// The limit itself could not be built.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A registry could not hand out the limiter.
+    #[error(transparent)]
+    Registry(#[from] super::registry::RegistryError),
 }
 
 impl RateLimitError {
@@ -48,7 +53,7 @@ impl RateLimitError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Limited(limited) => Some(limited.retry_after),
-            Self::ExceedsCapacity(_) | Self::Config(_) => None,
+            Self::ExceedsCapacity(_) | Self::Config(_) | Self::Registry(_) => None,
         }
     }
 }

@@ -127,7 +127,8 @@ impl<C: Clock> RateLimiter<C> {
     /// [`RateLimitError::Limited`] rather than sleeping for nothing. Cancellation safe: nothing
     /// is reserved before the tokens are taken, so dropping the future loses no tokens.
     pub async fn acquire(&self, tokens: u32) -> Result<(), RateLimitError> {
-        self.acquire_with_max_wait(tokens, self.inner.max_wait).await
+        self.acquire_with_max_wait(tokens, self.inner.max_wait)
+            .await
     }
 
     /// [`acquire`](Self::acquire) with an explicit maximum wait.
@@ -172,6 +173,12 @@ impl<C: Clock> RateLimiter<C> {
     /// The limiter's name, if it was given one.
     pub fn name(&self) -> Option<&str> {
         self.inner.name.as_deref()
+    }
+
+    /// The time one token takes to refill (`time_window / max_requests`, rounded up to whole
+    /// nanoseconds so that rounding never loosens the limit).
+    pub fn refill_interval(&self) -> Duration {
+        self.inner.gcra.emission_interval()
     }
 
     /// The clock this limiter reads.

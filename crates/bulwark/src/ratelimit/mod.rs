@@ -29,10 +29,15 @@
 mod config;
 mod error;
 mod gcra;
+mod keyed;
+pub mod layer;
 mod limiter;
 mod observer;
+mod registry;
 
 pub use config::RateLimitConfig;
 pub use error::{ConfigError, ExceedsCapacity, RateLimitError, RateLimited};
+pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
 pub use limiter::{Admitted, DEFAULT_MAX_WAIT, RateLimiter, RateLimiterBuilder};
 pub use observer::{Decision, RateLimitObserver};
+pub use registry::{RateLimiterInfo, RateLimiterRegistry, RegistryError};
