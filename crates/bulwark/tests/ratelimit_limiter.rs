@@ -172,7 +172,8 @@ fn invalid_configs_are_typed_errors() {
 
 #[test]
 fn observers_see_every_decision_and_cannot_change_it() {
-    let seen: Arc<Mutex<Vec<(bool, u32, Option<Duration>)>>> = Arc::default();
+    type Seen = Vec<(bool, u32, Option<Duration>)>;
+    let seen: Arc<Mutex<Seen>> = Arc::default();
     let sink = Arc::clone(&seen);
     let clock = ManualClock::new();
     let limiter = RateLimiter::builder(RateLimitConfig::per_second(2))

@@ -181,10 +181,10 @@ where
 
     /// The config `key` is limited by.
     pub fn key_config(&self, key: &K) -> RateLimitConfig {
-        if self.inner.has_overrides.load(Ordering::Acquire) {
-            if let Some((_, config)) = read(&self.inner.overrides).get(key) {
-                return *config;
-            }
+        if self.inner.has_overrides.load(Ordering::Acquire)
+            && let Some((_, config)) = read(&self.inner.overrides).get(key)
+        {
+            return *config;
         }
         self.inner.config
     }
@@ -244,10 +244,10 @@ where
 
     #[inline]
     fn gcra_for(&self, key: &K) -> Gcra {
-        if self.inner.has_overrides.load(Ordering::Acquire) {
-            if let Some((gcra, _)) = read(&self.inner.overrides).get(key) {
-                return *gcra;
-            }
+        if self.inner.has_overrides.load(Ordering::Acquire)
+            && let Some((gcra, _)) = read(&self.inner.overrides).get(key)
+        {
+            return *gcra;
         }
         self.inner.default
     }
