@@ -1,23 +1,124 @@
-//! `GET /health`: is each component able to do its job.
+//! `GET /health`: whether each component can do its job.
+
+use std::collections::BTreeMap;
 
 use axum::Json;
 use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
 use serde::Serialize;
+use utoipa::ToSchema;
 
+use crate::error::ErrorDetail;
 use crate::state::AppState;
 
-/// The health report.
-#[derive(Debug, Serialize)]
-pub(crate) struct Health {
-    status: &'static str,
-    version: &'static str,
-    uptime_seconds: f64,
+/// A component's (or the whole service's) condition.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, ToSchema)]
+#[serde(rename_all = "lowercase")]
+pub(crate) enum Status {
+    /// Working.
+    Healthy,
+    /// Working with reduced capacity (e.g. a circuit breaker is open).
+    Degraded,
+    /// Not working.
+    Unhealthy,
 }
 
-pub(crate) async fn health(State(state): State<AppState>) -> Json<Health> {
-    Json(Health {
-        status: "healthy",
+/// One component.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Component {
+    status: Status,
+    detail: String,
+}
+
+/// The health report.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct Health {
+    /// The worst status of any component.
+    status: Status,
+    version: &'static str,
+    uptime_seconds: f64,
+    /// Per component: `checkpoint_store`, `rate_limiters`, ...
+    components: BTreeMap<&'static str, Component>,
+    /// Present when unhealthy, so that every 5xx carries the API's error shape.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<ErrorDetail>,
+}
+
+fn component(status: Status, detail: impl Into<String>) -> Component {
+    Component {
+        status,
+        detail: detail.into(),
+    }
+}
+
+/// The service's health, component by component.
+#[utoipa::path(
+    get,
+    path = "/api/observability/health",
+    tag = "observability",
+    responses(
+        (status = 200, description = "Healthy or degraded", body = Health),
+        (status = 503, description = "A component is unhealthy", body = Health),
+    )
+)]
+pub(crate) async fn health(State(state): State<AppState>) -> Response {
+    let mut components = BTreeMap::new();
+    let dir = state.checkpoint_dir().display().to_string();
+    components.insert(
+        "checkpoint_store",
+        match state.probe_checkpoint_dir() {
+            Ok(()) => component(Status::Healthy, format!("fs store at {dir} is writable")),
+            Err(error) => component(Status::Unhealthy, error),
+        },
+    );
+    let limiters = state.ratelimiters().list().len();
+    components.insert(
+        "rate_limiters",
+        component(
+            Status::Healthy,
+            format!("{limiters} limiter(s), local backend"),
+        ),
+    );
+    let workflows = state.workflows().names();
+    components.insert(
+        "workflows",
+        component(
+            if workflows.is_empty() {
+                Status::Degraded
+            } else {
+                Status::Healthy
+            },
+            format!("registered: {}", workflows.join(", ")),
+        ),
+    );
+    let status = components
+        .values()
+        .map(|c| c.status)
+        .max()
+        .unwrap_or(Status::Healthy);
+    let code = if status == Status::Unhealthy {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
+    let error = (status == Status::Unhealthy).then(|| {
+        let failing: Vec<_> = components
+            .iter()
+            .filter(|(_, c)| c.status == Status::Unhealthy)
+            .map(|(name, c)| format!("{name}: {}", c.detail))
+            .collect();
+        ErrorDetail {
+            code: "unhealthy".into(),
+            message: failing.join("; "),
+        }
+    });
+    let body = Health {
+        error,
+        status,
         version: env!("CARGO_PKG_VERSION"),
         uptime_seconds: state.uptime_seconds(),
-    })
+        components,
+    };
+    (code, Json(body)).into_response()
 }
