@@ -26,6 +26,7 @@
 //! # Ok::<(), bulwark::ratelimit::ConfigError>(())
 //! ```
 
+mod backend;
 mod config;
 mod error;
 mod gcra;
@@ -33,8 +34,11 @@ mod keyed;
 pub mod layer;
 mod limiter;
 mod observer;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod registry;
 
+pub use backend::{CheckFuture, RateLimitBackend};
 pub use config::RateLimitConfig;
 pub use error::{ConfigError, ExceedsCapacity, RateLimitError, RateLimited};
 pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
