@@ -6,7 +6,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use bulwark::ratelimit::{KeyedRateLimiter, RateLimitConfig, RateLimiterRegistry, RegistryError};
+use bulwark::ratelimit::redis::{FailurePolicy, RedisRateLimiter, RedisSetupError};
+use bulwark::ratelimit::{RateLimitBackend, RateLimitConfig, RateLimiterRegistry, RegistryError};
 use tokio::sync::Notify;
 
 use crate::config::Config;
@@ -24,6 +25,9 @@ pub enum StateError {
     /// The workflow rate limit is invalid.
     #[error("workflow rate limit: {0}")]
     RateLimit(#[from] RegistryError),
+    /// Redis could not be reached for the shared workflow limit.
+    #[error("cannot set up the Redis rate limiter: {0}")]
+    Redis(#[from] RedisSetupError),
     /// A folder could not be created.
     #[error("cannot create {path}: {source}")]
     CreateDir {
@@ -58,7 +62,8 @@ struct Inner {
     token: Option<Box<[u8]>>,
     body_limit: usize,
     ratelimiters: Arc<RateLimiterRegistry>,
-    workflow_limiter: KeyedRateLimiter<String>,
+    workflow_limiter: WorkflowLimiter,
+    redis_limiter: Option<RedisRateLimiter>,
     workflows: WorkflowRegistry,
     run_settings: RunSettings,
     checkpoints: RunCheckpoints,
@@ -79,13 +84,7 @@ impl AppState {
     /// State built from `config`: creates the data and checkpoint folders, the workflow
     /// limiter and the registry holding the demo workflow.
     pub async fn from_config(config: &Config) -> Result<Self, StateError> {
-        use crate::config::{CheckpointBackend, RateLimitBackend};
-        if config.ratelimit.backend != RateLimitBackend::Local {
-            return Err(StateError::Unsupported(
-                "ratelimit.backend = \"redis\" is not available in this build yet; use \"local\""
-                    .into(),
-            ));
-        }
+        use crate::config::CheckpointBackend;
         if config.checkpoints.backend != CheckpointBackend::Fs {
             return Err(StateError::Unsupported(
                 "checkpoints.backend = \"postgres\" is not available in this build yet; use \"fs\""
@@ -108,7 +107,22 @@ impl AppState {
             config.ratelimit.workflow_window,
             config.ratelimit.workflow_burst,
         );
-        let workflow_limiter = ratelimiters.get_or_create_keyed(WORKFLOW_LIMITER, limit)?;
+        let (workflow_limiter, redis_limiter): (Arc<dyn RateLimitBackend>, _) =
+            match (&config.ratelimit.backend, &config.ratelimit.url) {
+                (crate::config::RateLimitBackend::Redis, Some(url)) => {
+                    let limiter = RedisRateLimiter::builder(limit)
+                        .prefix("bulwark:workflows")
+                        .name(WORKFLOW_LIMITER)
+                        .on_failure(FailurePolicy::Fallback { share: 1.0 })
+                        .connect(url)
+                        .await?;
+                    (Arc::new(limiter.clone()), Some(limiter))
+                }
+                _ => (
+                    Arc::new(ratelimiters.get_or_create_keyed(WORKFLOW_LIMITER, limit)?),
+                    None,
+                ),
+            };
         let workflows = WorkflowRegistry::new();
         workflows.register(demo_workflow(config.demo.failure_rate, config.demo.latency));
         Ok(Self {
@@ -122,7 +136,8 @@ impl AppState {
                     .map(|token| token.as_bytes().into()),
                 body_limit: config.server.body_limit,
                 ratelimiters,
-                workflow_limiter,
+                workflow_limiter: WorkflowLimiter(workflow_limiter),
+                redis_limiter,
                 workflows,
                 run_settings: RunSettings {
                     checkpoint_every: config.workflows.checkpoint_every,
@@ -182,8 +197,13 @@ impl AppState {
         self.inner.token.as_deref()
     }
 
-    pub(crate) fn workflow_limiter(&self) -> &KeyedRateLimiter<String> {
-        &self.inner.workflow_limiter
+    pub(crate) fn workflow_limiter(&self) -> &dyn RateLimitBackend {
+        &*self.inner.workflow_limiter.0
+    }
+
+    /// The shared workflow limiter, when `ratelimit.backend = "redis"`.
+    pub(crate) fn redis_limiter(&self) -> Option<&RedisRateLimiter> {
+        self.inner.redis_limiter.as_ref()
     }
 
     pub(crate) fn run_settings(&self) -> RunSettings {
@@ -255,6 +275,16 @@ fn probe_writable(dir: &Path) -> Result<(), String> {
     std::fs::write(&probe, b"ok")
         .and_then(|()| std::fs::remove_file(&probe))
         .map_err(|error| format!("{} is not writable: {error}", dir.display()))
+}
+
+struct WorkflowLimiter(Arc<dyn RateLimitBackend>);
+
+impl std::fmt::Debug for WorkflowLimiter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_tuple("WorkflowLimiter")
+            .field(&self.0.kind())
+            .finish()
+    }
 }
 
 /// Unmarks a running workflow id when dropped.

@@ -170,3 +170,46 @@ async fn openapi_documents_every_route_and_the_error_shape() {
         assert_eq!(schema, "#/components/schemas/ErrorBody", "{code}");
     }
 }
+
+#[tokio::test]
+async fn with_the_redis_backend_the_workflow_limit_is_shared_through_redis() {
+    let app = common::app_with("redis", |config| {
+        config.ratelimit.backend = bulwark_server::config::RateLimitBackend::Redis;
+        config.ratelimit.url = Some("redis://127.0.0.1:6379".into());
+        config.ratelimit.workflow_max_requests = 2;
+    })
+    .await;
+    // A fresh key per test run: Redis outlives the process.
+    let run = format!(
+        "redis-run-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let uri = format!("/api/workflows/{run}/execute");
+    for _ in 0..2 {
+        assert_eq!(app.call("POST", &uri).await.status, StatusCode::OK);
+    }
+    let reply = app.call("POST", &uri).await;
+    assert_eq!(
+        reply.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        reply.text
+    );
+    let reply = app.call("GET", "/api/observability/rate-limiters").await;
+    let limiters = reply.body["rate_limiters"].as_array().unwrap();
+    assert!(
+        limiters.iter().any(|l| l["kind"] == "redis"),
+        "{}",
+        reply.text
+    );
+    let reply = app.call("GET", "/api/observability/health").await;
+    assert_eq!(
+        reply.body["components"]["rate_limiters"]["status"], "healthy",
+        "{}",
+        reply.text
+    );
+}

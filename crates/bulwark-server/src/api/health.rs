@@ -75,10 +75,21 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let limiters = state.ratelimiters().list().len();
     components.insert(
         "rate_limiters",
-        component(
-            Status::Healthy,
-            format!("{limiters} limiter(s), local backend"),
-        ),
+        match state.redis_limiter() {
+            None => component(
+                Status::Healthy,
+                format!("{limiters} limiter(s), local backend"),
+            ),
+            // Decisions fall back to a local limiter while Redis is away: degraded, not down.
+            Some(redis) if redis.ping().await => component(
+                Status::Healthy,
+                "workflow limit shared through Redis (reachable)",
+            ),
+            Some(_) => component(
+                Status::Degraded,
+                "Redis unreachable: workflow limits decided locally until it returns",
+            ),
+        },
     );
     let workflows = state.workflows().names();
     components.insert(

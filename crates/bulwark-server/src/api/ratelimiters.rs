@@ -13,7 +13,8 @@ use crate::state::AppState;
 pub(crate) struct RateLimiterView {
     /// The registered name.
     name: String,
-    /// `global` (one bucket) or `keyed` (one bucket per key).
+    /// `global` (one bucket), `keyed` (one bucket per key) or `redis` (one shared bucket
+    /// per key, in Redis).
     kind: &'static str,
     /// `{max_requests, time_window, burst_size}`.
     #[schema(value_type = Object)]
@@ -24,6 +25,10 @@ pub(crate) struct RateLimiterView {
     available: Option<u32>,
     /// Keys held in memory (keyed limiters).
     tracked_keys: Option<usize>,
+    /// Backend errors, recoveries and fallback decisions (Redis limiters).
+    #[schema(value_type = Option<Object>)]
+    #[serde(skip_serializing_if = "Option::is_none")]
+    backend: Option<bulwark::ratelimit::redis::RedisLimiterStats>,
 }
 
 /// The list.
@@ -43,7 +48,7 @@ pub(crate) struct RateLimiterList {
     )
 )]
 pub(crate) async fn list(State(state): State<AppState>) -> Json<RateLimiterList> {
-    let rate_limiters = state
+    let mut rate_limiters: Vec<RateLimiterView> = state
         .ratelimiters()
         .list()
         .into_iter()
@@ -54,7 +59,20 @@ pub(crate) async fn list(State(state): State<AppState>) -> Json<RateLimiterList>
             capacity: info.capacity,
             available: info.available,
             tracked_keys: info.tracked_keys,
+            backend: None,
         })
         .collect();
+    if let Some(redis) = state.redis_limiter() {
+        rate_limiters.push(RateLimiterView {
+            name: crate::state::WORKFLOW_LIMITER.to_owned(),
+            kind: "redis",
+            config: *redis.config(),
+            capacity: u32::try_from(redis.config().capacity()).unwrap_or(u32::MAX),
+            available: None,
+            tracked_keys: None,
+            backend: Some(redis.stats()),
+        });
+        rate_limiters.sort_by(|a, b| a.name.cmp(&b.name));
+    }
     Json(RateLimiterList { rate_limiters })
 }

@@ -39,6 +39,7 @@ pub(crate) struct ExecuteRequest {
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 429, description = "Workflow rate limit reached", body = ErrorBody),
+        (status = 503, description = "The shared rate limiter cannot decide", body = ErrorBody),
     )
 )]
 pub(crate) async fn execute(
@@ -61,12 +62,17 @@ pub(crate) async fn execute(
             state.workflows().names().join(", ")
         ))
     })?;
-    match state.workflow_limiter().check(&workflow_id, 1) {
-        Ok(()) => {}
+    match state.workflow_limiter().check(&workflow_id, 1).await {
+        Ok(_) => {}
         Err(RateLimitError::Limited(limited)) => {
             return Err(ApiError::RateLimited {
                 retry_after: limited.retry_after,
             });
+        }
+        Err(RateLimitError::Unavailable(reason)) => {
+            return Err(ApiError::Unavailable(format!(
+                "the workflow rate limiter cannot decide: {reason}"
+            )));
         }
         Err(other) => return Err(ApiError::internal(other)),
     }
