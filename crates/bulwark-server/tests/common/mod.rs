@@ -152,3 +152,89 @@ pub fn snapshot(dir: &Path) -> Vec<(PathBuf, u64)> {
     out.sort();
     out
 }
+
+/// A `bulwark serve` child process, killed (SIGKILL) when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// `bulwark <args>` with a clean `BULWARK_*` environment plus `env`.
+pub fn bulwark(args: &[&str], env: &[(&str, &str)]) -> std::process::Command {
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_bulwark"));
+    command.args(args);
+    for (key, _) in std::env::vars() {
+        if key.starts_with("BULWARK_") {
+            command.env_remove(key);
+        }
+    }
+    command.envs(env.iter().copied());
+    command
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped());
+    command
+}
+
+/// One HTTP/1.1 exchange over a fresh connection; the raw response.
+pub fn http(port: u16, method: &str, path: &str, body: &str) -> std::io::Result<String> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(("127.0.0.1", port))?;
+    stream.set_read_timeout(Some(std::time::Duration::from_secs(30)))?;
+    write!(
+        stream,
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
+         Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+        body.len()
+    )?;
+    let mut response = String::new();
+    stream.read_to_string(&mut response)?;
+    Ok(response)
+}
+
+/// The JSON body of a raw response.
+pub fn json_of(response: &str) -> serde_json::Value {
+    let body = response.split("\r\n\r\n").nth(1).unwrap_or_default();
+    serde_json::from_str(body).unwrap_or(serde_json::Value::Null)
+}
+
+/// Waits (up to 20 s) until `port` answers `GET /api/observability/health`.
+pub fn wait_ready(port: u16) -> String {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    loop {
+        match http(port, "GET", "/api/observability/health", "") {
+            Ok(response) => return response,
+            Err(_) if std::time::Instant::now() < deadline => {
+                std::thread::sleep(std::time::Duration::from_millis(25))
+            }
+            Err(error) => panic!("server never answered on {port}: {error}"),
+        }
+    }
+}
+
+/// Starts `bulwark serve --listen 127.0.0.1:<free port> <args>` and waits until it answers.
+pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Server {
+    let port = free_port();
+    let listen = format!("127.0.0.1:{port}");
+    let mut all = vec!["serve", "--listen", &listen];
+    all.extend_from_slice(args);
+    let child = bulwark(&all, env).spawn().unwrap();
+    let server = Server { child, port };
+    wait_ready(port);
+    server
+}
