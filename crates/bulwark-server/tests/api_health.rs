@@ -15,7 +15,13 @@ use tower::ServiceExt;
 async fn call(method: &str, uri: &str) -> (StatusCode, serde_json::Value) {
     let dir = std::env::temp_dir();
     let response = router(AppState::new(dir))
-        .oneshot(Request::builder().method(method).uri(uri).body(Body::empty()).unwrap())
+        .oneshot(
+            Request::builder()
+                .method(method)
+                .uri(uri)
+                .body(Body::empty())
+                .unwrap(),
+        )
         .await
         .unwrap();
     let status = response.status();
@@ -53,7 +59,10 @@ impl Drop for Server {
 fn http_get(port: u16, path: &str) -> std::io::Result<String> {
     let mut stream = TcpStream::connect(("127.0.0.1", port))?;
     stream.set_read_timeout(Some(Duration::from_secs(5)))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n")?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )?;
     let mut response = String::new();
     stream.read_to_string(&mut response)?;
     Ok(response)
@@ -61,12 +70,21 @@ fn http_get(port: u16, path: &str) -> std::io::Result<String> {
 
 #[test]
 fn bulwark_serve_answers_health_on_a_real_socket_and_creates_its_data_dir() {
-    let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
     let data_dir = std::env::temp_dir().join(format!("bulwark-serve-test-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&data_dir);
     let _server = Server(
         Command::new(env!("CARGO_BIN_EXE_bulwark"))
-            .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data-dir"])
+            .args([
+                "serve",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--data-dir",
+            ])
             .arg(&data_dir)
             .stdout(Stdio::null())
             .stderr(Stdio::null())

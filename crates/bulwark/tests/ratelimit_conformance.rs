@@ -27,7 +27,11 @@ fn local(config: RateLimitConfig, clock: &ManualClock) -> Box<dyn RateLimitBacke
     )
 }
 
-async fn redis(config: RateLimitConfig, clock: &ManualClock, test: &str) -> Option<Box<dyn RateLimitBackend>> {
+async fn redis(
+    config: RateLimitConfig,
+    clock: &ManualClock,
+    test: &str,
+) -> Option<Box<dyn RateLimitBackend>> {
     match RedisRateLimiter::builder(config)
         .prefix(support::unique_prefix(test))
         .clock(clock.clone())
@@ -82,7 +86,11 @@ async fn burst_then_refill(backend: &dyn RateLimitBackend, clock: &ManualClock) 
     clock.advance(Duration::from_secs(10));
     assert_eq!(admitted(backend, "k", 40).await, 25);
 }
-conformance!(burst, RateLimitConfig::new(10, Duration::from_secs(1), 15), burst_then_refill);
+conformance!(
+    burst,
+    RateLimitConfig::new(10, Duration::from_secs(1), 15),
+    burst_then_refill
+);
 
 async fn refusal_carries_retry_after(backend: &dyn RateLimitBackend, clock: &ManualClock) {
     let admitted = backend.check("k", 3).await.unwrap();
@@ -98,7 +106,11 @@ async fn refusal_carries_retry_after(backend: &dyn RateLimitBackend, clock: &Man
     clock.advance(Duration::from_millis(500));
     assert!(backend.check("k", 3).await.is_ok());
 }
-conformance!(retry, RateLimitConfig::per_second(4), refusal_carries_retry_after);
+conformance!(
+    retry,
+    RateLimitConfig::per_second(4),
+    refusal_carries_retry_after
+);
 
 async fn over_capacity_is_an_error(backend: &dyn RateLimitBackend, _: &ManualClock) {
     assert!(matches!(
@@ -108,7 +120,11 @@ async fn over_capacity_is_an_error(backend: &dyn RateLimitBackend, _: &ManualClo
     assert_eq!(backend.capacity(), 5);
     assert!(backend.check("k", 5).await.is_ok());
 }
-conformance!(capacity, RateLimitConfig::new(3, Duration::from_secs(1), 2), over_capacity_is_an_error);
+conformance!(
+    capacity,
+    RateLimitConfig::new(3, Duration::from_secs(1), 2),
+    over_capacity_is_an_error
+);
 
 async fn keys_are_isolated(backend: &dyn RateLimitBackend, _: &ManualClock) {
     assert_eq!(admitted(backend, "alice", 5).await, 2);
@@ -121,7 +137,10 @@ conformance!(isolation, RateLimitConfig::per_minute(2), keys_are_isolated);
 struct Lcg(u64);
 impl Lcg {
     fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+        self.0 = self
+            .0
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
         self.0 >> 33
     }
 }
@@ -150,5 +169,8 @@ async fn redis_and_local_agree_decision_for_decision() {
             }
         }
     }
-    assert!(refusals > 20, "the sequence should exercise refusals too ({refusals})");
+    assert!(
+        refusals > 20,
+        "the sequence should exercise refusals too ({refusals})"
+    );
 }

@@ -16,7 +16,10 @@ const SHARED: RateLimitConfig = RateLimitConfig::new(1_000, Duration::from_secs(
 const RUN: Duration = Duration::from_millis(1_500);
 
 fn unix_nanos() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos()
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
 }
 
 /// Entry point of the child processes of `two_processes_share_one_limit`; not a test itself.
@@ -24,7 +27,10 @@ fn unix_nanos() -> u128 {
 #[ignore = "runs only as a child process of two_processes_share_one_limit"]
 async fn child_hammer() {
     let prefix = std::env::var("BULWARK_CHILD_PREFIX").unwrap();
-    let start: u128 = std::env::var("BULWARK_CHILD_START").unwrap().parse().unwrap();
+    let start: u128 = std::env::var("BULWARK_CHILD_START")
+        .unwrap()
+        .parse()
+        .unwrap();
     let limiter = RedisRateLimiter::builder(SHARED)
         .prefix(prefix)
         .timeout(Duration::from_secs(2))
@@ -89,9 +95,18 @@ async fn two_processes_share_one_limit() {
     let allowance = SHARED.capacity() as f64 + rate * RUN.as_secs_f64();
     // The last request of each process may start just before the end and finish after it.
     let upper = allowance + rate * 0.005;
-    assert!(total as f64 <= upper, "{each:?} admitted, allowance {allowance}");
-    assert!(total as f64 >= 0.99 * allowance, "{each:?} admitted, allowance {allowance}");
-    assert!(each.iter().all(|n| *n > 0), "both processes were admitted: {each:?}");
+    assert!(
+        total as f64 <= upper,
+        "{each:?} admitted, allowance {allowance}"
+    );
+    assert!(
+        total as f64 >= 0.99 * allowance,
+        "{each:?} admitted, allowance {allowance}"
+    );
+    assert!(
+        each.iter().all(|n| *n > 0),
+        "both processes were admitted: {each:?}"
+    );
     eprintln!("{each:?} admitted of an allowance of {allowance}");
 }
 
@@ -103,7 +118,11 @@ struct OwnRedis {
 
 impl OwnRedis {
     fn start() -> Option<Self> {
-        let port = TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+        let port = TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
         let mut redis = Self { port, child: None };
         redis.restart()?;
         Some(redis)
@@ -160,7 +179,11 @@ async fn limiter(redis: &OwnRedis, policy: FailurePolicy) -> RedisRateLimiter {
 async fn until_recovered(limiter: &RedisRateLimiter) {
     let deadline = Instant::now() + Duration::from_secs(10);
     while limiter.stats().degraded || limiter.stats().recoveries == 0 {
-        assert!(Instant::now() < deadline, "never recovered: {:?}", limiter.stats());
+        assert!(
+            Instant::now() < deadline,
+            "never recovered: {:?}",
+            limiter.stats()
+        );
         let _ = limiter.check("probe", 1).await;
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
@@ -168,12 +191,17 @@ async fn until_recovered(limiter: &RedisRateLimiter) {
 
 #[tokio::test]
 async fn fallback_holds_a_share_of_the_quota_while_redis_is_down_then_redis_resumes() {
-    let Some(mut redis) = OwnRedis::start() else { return };
+    let Some(mut redis) = OwnRedis::start() else {
+        return;
+    };
     let limiter = limiter(&redis, FailurePolicy::Fallback { share: 0.5 }).await;
     for _ in 0..10 {
         limiter.check("k", 1).await.unwrap();
     }
-    assert!(matches!(limiter.check("k", 1).await, Err(RateLimitError::Limited(_))));
+    assert!(matches!(
+        limiter.check("k", 1).await,
+        Err(RateLimitError::Limited(_))
+    ));
 
     redis.kill();
     // The local fallback holds 5 of the 10 per minute.
@@ -203,7 +231,9 @@ async fn fallback_holds_a_share_of_the_quota_while_redis_is_down_then_redis_resu
 
 #[tokio::test]
 async fn fail_closed_refuses_and_fail_open_admits_while_redis_is_down() {
-    let Some(mut redis) = OwnRedis::start() else { return };
+    let Some(mut redis) = OwnRedis::start() else {
+        return;
+    };
     let closed = limiter(&redis, FailurePolicy::FailClosed).await;
     let open = limiter(&redis, FailurePolicy::FailOpen).await;
     closed.check("k", 1).await.unwrap();
@@ -211,7 +241,10 @@ async fn fail_closed_refuses_and_fail_open_admits_while_redis_is_down() {
 
     redis.kill();
     for _ in 0..3 {
-        assert!(matches!(closed.check("k", 1).await, Err(RateLimitError::Unavailable(_))));
+        assert!(matches!(
+            closed.check("k", 1).await,
+            Err(RateLimitError::Unavailable(_))
+        ));
     }
     for _ in 0..30 {
         open.check("k", 1).await.unwrap();

@@ -10,7 +10,8 @@ use super::limiter::Admitted;
 use crate::clock::Clock;
 
 /// A future returned by [`RateLimitBackend::check`].
-pub type CheckFuture<'a> = Pin<Box<dyn Future<Output = Result<Admitted, RateLimitError>> + Send + 'a>>;
+pub type CheckFuture<'a> =
+    Pin<Box<dyn Future<Output = Result<Admitted, RateLimitError>> + Send + 'a>>;
 
 /// A keyed rate limit that may live in this process or in a shared store.
 ///

@@ -3,7 +3,7 @@
 //! Each decision is one `EVALSHA` of a Lua script (`gcra.lua`) that reads the bucket's TAT,
 //! decides, writes the new TAT and sets the key to expire when the bucket would be full again,
 //! all atomically on the server. Time comes from the server's `TIME`, so clients with skewed
-//! clocks still share one timeline and cannot over-admit. Keys are `{prefix}:{key}`, one hash
+//! clocks still share one timeline and cannot over-admit. Keys are `{prefix}:{key}`, one string
 //! per bucket, and an idle bucket disappears by itself.
 //!
 //! When Redis cannot answer within the per-decision timeout, a [`FailurePolicy`] decides:
@@ -156,7 +156,11 @@ impl RedisRateLimiter {
             }
             Ok(Err(error)) => return self.on_failure(key, tokens, error.to_string()),
             Err(_) => {
-                return self.on_failure(key, tokens, format!("no answer within {:?}", inner.timeout));
+                return self.on_failure(
+                    key,
+                    tokens,
+                    format!("no answer within {:?}", inner.timeout),
+                );
             }
         };
         self.notify(key, tokens, &result);
@@ -179,7 +183,10 @@ impl RedisRateLimiter {
         let mut connection = self.inner.connection.clone();
         let command = redis::cmd("PING");
         let ping = command.query_async::<String>(&mut connection);
-        matches!(tokio::time::timeout(self.inner.timeout, ping).await, Ok(Ok(_)))
+        matches!(
+            tokio::time::timeout(self.inner.timeout, ping).await,
+            Ok(Ok(_))
+        )
     }
 
     /// The limit every key gets.
@@ -194,7 +201,10 @@ impl RedisRateLimiter {
 
     async fn eval(&self, key: &str, tokens: u32) -> redis::RedisResult<Vec<i64>> {
         let inner = &*self.inner;
-        let increment = inner.gcra.interval_nanos().saturating_mul(u64::from(tokens));
+        let increment = inner
+            .gcra
+            .interval_nanos()
+            .saturating_mul(u64::from(tokens));
         let tau = inner.gcra.tau_nanos();
         let mut invocation = inner.script.key(self.redis_key(key));
         invocation
@@ -218,9 +228,8 @@ impl RedisRateLimiter {
         let (Some(a), Some(b)) = (pair_to_nanos(*a_s, *a_ns), pair_to_nanos(*b_s, *b_ns)) else {
             return Err(self.bad_reply(reply));
         };
-        let whole_tokens = |room: u64| {
-            u32::try_from(room / gcra.interval_nanos()).unwrap_or(gcra.capacity())
-        };
+        let whole_tokens =
+            |room: u64| u32::try_from(room / gcra.interval_nanos()).unwrap_or(gcra.capacity());
         match verdict {
             1 => Ok(Admitted {
                 remaining: whole_tokens(a),
@@ -243,7 +252,12 @@ impl RedisRateLimiter {
         RateLimitError::Unavailable(format!("unexpected reply from redis: {reply:?}"))
     }
 
-    fn on_failure(&self, key: &str, tokens: u32, reason: String) -> Result<Admitted, RateLimitError> {
+    fn on_failure(
+        &self,
+        key: &str,
+        tokens: u32,
+        reason: String,
+    ) -> Result<Admitted, RateLimitError> {
         let inner = &*self.inner;
         inner.backend_errors.fetch_add(1, Ordering::Relaxed);
         inner.policy_decisions.fetch_add(1, Ordering::Relaxed);
@@ -399,7 +413,11 @@ impl RedisRateLimiterBuilder {
                 let local = RateLimitConfig::new(
                     scale(self.config.max_requests),
                     self.config.time_window,
-                    if self.config.burst_size == 0 { 0 } else { scale(self.config.burst_size) },
+                    if self.config.burst_size == 0 {
+                        0
+                    } else {
+                        scale(self.config.burst_size)
+                    },
                 );
                 Some(KeyedRateLimiter::new(local)?)
             }
