@@ -51,9 +51,8 @@ fn count(value: &Expr) -> syn::Result<u32> {
 
 fn nanos(value: &Expr) -> syn::Result<u64> {
     let text = string(value)?;
-    let duration = humantime::parse_duration(&text).map_err(|e| {
-        syn::Error::new(value.span(), format!("invalid duration {text:?}: {e}"))
-    })?;
+    let duration = humantime::parse_duration(&text)
+        .map_err(|e| syn::Error::new(value.span(), format!("invalid duration {text:?}: {e}")))?;
     u64::try_from(duration.as_nanos())
         .map_err(|_| syn::Error::new(value.span(), "duration too long"))
 }
@@ -62,7 +61,10 @@ fn rate(value: &Expr) -> syn::Result<f64> {
     match lit(value)? {
         Lit::Float(f) => f.base10_parse(),
         Lit::Int(i) => i.base10_parse::<u32>().map(f64::from),
-        other => Err(syn::Error::new(other.span(), "expected a number such as 0.5")),
+        other => Err(syn::Error::new(
+            other.span(),
+            "expected a number such as 0.5",
+        )),
     }
 }
 
@@ -109,7 +111,8 @@ fn config(args: &Args, span: Span) -> syn::Result<TokenStream> {
         )
     };
     if let Some(slow) = args.slow_call_threshold {
-        config = quote! { #config.with_slow_call_threshold(::core::time::Duration::from_nanos(#slow)) };
+        config =
+            quote! { #config.with_slow_call_threshold(::core::time::Duration::from_nanos(#slow)) };
     }
     let minimum = args.minimum_calls.unwrap_or(10);
     let window = match (args.failure_rate, args.window_calls, args.window) {
@@ -151,7 +154,10 @@ pub(crate) fn expand(attr: TokenStream, item: TokenStream) -> syn::Result<TokenS
         ));
     };
     if name.is_empty() {
-        return Err(syn::Error::new(Span::call_site(), "the breaker name cannot be empty"));
+        return Err(syn::Error::new(
+            Span::call_site(),
+            "the breaker name cannot be empty",
+        ));
     }
     let ReturnType::Type(_, ret) = &sig.output else {
         return Err(syn::Error::new(

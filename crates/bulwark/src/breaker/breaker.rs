@@ -56,7 +56,10 @@ impl<C: Clock> Clone for CircuitBreaker<C> {
 
 impl CircuitBreaker<MonotonicClock> {
     /// A breaker named `name` enforcing `config` on the real clock.
-    pub fn new(name: impl Into<Arc<str>>, config: CircuitBreakerConfig) -> Result<Self, ConfigError> {
+    pub fn new(
+        name: impl Into<Arc<str>>,
+        config: CircuitBreakerConfig,
+    ) -> Result<Self, ConfigError> {
         Self::builder(name, config).build()
     }
 
@@ -225,7 +228,9 @@ impl<C: Clock> CircuitBreaker<C> {
             successes: totals.successes,
             failures: totals.failures,
             rejected: totals.rejected,
-            consecutive_failures: if word.kind() == State::Closed && self.core.config.sliding_window.is_none() {
+            consecutive_failures: if word.kind() == State::Closed
+                && self.core.config.sliding_window.is_none()
+            {
                 word.count()
             } else {
                 0

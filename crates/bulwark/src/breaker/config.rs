@@ -34,7 +34,10 @@ pub struct CircuitBreakerConfig {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sliding_window: Option<SlidingWindow>,
     /// A call that takes longer than this counts as a failure even if it succeeds.
-    #[serde(with = "serde_duration::option", skip_serializing_if = "Option::is_none")]
+    #[serde(
+        with = "serde_duration::option",
+        skip_serializing_if = "Option::is_none"
+    )]
     pub slow_call_threshold: Option<Duration>,
 }
 
@@ -180,7 +183,12 @@ mod tests {
     fn defaults_are_the_original_systems() {
         let c = CircuitBreakerConfig::default();
         assert_eq!(
-            (c.failure_threshold, c.success_threshold, c.timeout, c.half_open_max_calls),
+            (
+                c.failure_threshold,
+                c.success_threshold,
+                c.timeout,
+                c.half_open_max_calls
+            ),
             (5, 2, Duration::from_secs(60), 3)
         );
         assert_eq!(c.validate(), Ok(()));
@@ -199,7 +207,10 @@ mod tests {
         c.half_open_max_calls = MAX_COUNT + 1;
         assert!(matches!(
             c.validate(),
-            Err(ConfigError::TooLarge { field: "half_open_max_calls", .. })
+            Err(ConfigError::TooLarge {
+                field: "half_open_max_calls",
+                ..
+            })
         ));
     }
 
@@ -208,10 +219,16 @@ mod tests {
         for rate in [0.0, -0.5, 1.5, f64::NAN] {
             let c = CircuitBreakerConfig::default()
                 .with_sliding_window(SlidingWindow::calls(10, rate, 5));
-            assert!(matches!(c.validate(), Err(ConfigError::FailureRate { .. })), "{rate}");
+            assert!(
+                matches!(c.validate(), Err(ConfigError::FailureRate { .. })),
+                "{rate}"
+            );
         }
-        let c = CircuitBreakerConfig::default()
-            .with_sliding_window(SlidingWindow::time(Duration::ZERO, 0.5, 5));
+        let c = CircuitBreakerConfig::default().with_sliding_window(SlidingWindow::time(
+            Duration::ZERO,
+            0.5,
+            5,
+        ));
         assert_eq!(c.validate(), Err(ConfigError::EmptyWindow));
     }
 

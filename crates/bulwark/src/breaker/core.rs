@@ -169,7 +169,9 @@ impl<C: Clock> Core<C> {
     /// OPEN (of `epoch`) → HALF_OPEN; the caller has seen the timeout pass.
     fn half_open(&self, epoch: u32) {
         self.transition(
-            &|w: Word| (w.kind() == State::Open && w.epoch() == epoch).then(|| w.next(State::HalfOpen)),
+            &|w: Word| {
+                (w.kind() == State::Open && w.epoch() == epoch).then(|| w.next(State::HalfOpen))
+            },
             TransitionReason::TimeoutElapsed,
         );
     }
@@ -354,7 +356,8 @@ impl<C: Clock> Core<C> {
             .map(|d| u64::try_from(d.as_millis()).unwrap_or(NEVER - 1))
             .unwrap_or(0);
         self.last_transition.store(now, Ordering::Release);
-        self.last_transition_wall_ms.store(wall_ms, Ordering::Release);
+        self.last_transition_wall_ms
+            .store(wall_ms, Ordering::Release);
         drop(guard);
         self.notify_transition(&Transition {
             breaker: &self.name,
@@ -369,13 +372,19 @@ impl<C: Clock> Core<C> {
     fn notify_transition(&self, t: &Transition<'_>) {
         if t.to == State::Open || t.to == State::ForcedOpen {
             tracing::warn!(
-                breaker = t.breaker, from = t.from.as_str(), to = t.to.as_str(),
-                reason = t.reason.as_str(), "circuit breaker opened"
+                breaker = t.breaker,
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                reason = t.reason.as_str(),
+                "circuit breaker opened"
             );
         } else {
             tracing::info!(
-                breaker = t.breaker, from = t.from.as_str(), to = t.to.as_str(),
-                reason = t.reason.as_str(), "circuit breaker changed state"
+                breaker = t.breaker,
+                from = t.from.as_str(),
+                to = t.to.as_str(),
+                reason = t.reason.as_str(),
+                "circuit breaker changed state"
             );
         }
         self.listeners.each(|l| l.on_transition(t));

@@ -78,7 +78,10 @@ impl<C: Clock> BreakerRegistry<C> {
     }
 
     fn insert_validated(&self, name: &str, config: CircuitBreakerConfig) -> CircuitBreaker<C> {
-        let mut breakers = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
+        let mut breakers = self
+            .breakers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = breakers.get(name) {
             return existing.clone();
         }
@@ -144,12 +147,18 @@ impl<C: Clock> BreakerRegistry<C> {
 
     /// Every breaker's listing, sorted by name.
     pub fn snapshot(&self) -> Vec<BreakerSnapshot> {
-        self.breakers().iter().map(CircuitBreaker::snapshot).collect()
+        self.breakers()
+            .iter()
+            .map(CircuitBreaker::snapshot)
+            .collect()
     }
 
     /// Number of breakers.
     pub fn len(&self) -> usize {
-        self.breakers.read().unwrap_or_else(PoisonError::into_inner).len()
+        self.breakers
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len()
     }
 
     /// Whether the registry holds no breaker.
@@ -160,7 +169,10 @@ impl<C: Clock> BreakerRegistry<C> {
     /// Attaches `listener` to every breaker in the registry and to every breaker created later.
     pub fn add_listener(&self, listener: Arc<dyn BreakerListener>) {
         // Hold the map's write lock so no breaker is created between the two steps.
-        let breakers = self.breakers.write().unwrap_or_else(PoisonError::into_inner);
+        let breakers = self
+            .breakers
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         self.listeners
             .write()
             .unwrap_or_else(PoisonError::into_inner)

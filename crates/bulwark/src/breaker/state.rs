@@ -115,7 +115,11 @@ impl Word {
     }
 
     pub(crate) const fn with_trials(self, trials: u32) -> Self {
-        let trials = if trials > MAX_COUNT { MAX_COUNT } else { trials };
+        let trials = if trials > MAX_COUNT {
+            MAX_COUNT
+        } else {
+            trials
+        };
         Self((self.0 & !(FIELD_MASK << TRIALS_SHIFT)) | ((trials as u64) << TRIALS_SHIFT))
     }
 
@@ -148,13 +152,19 @@ mod tests {
 
     #[test]
     fn word_fields_round_trip_without_disturbing_each_other() {
-        let w = Word::INITIAL.next(State::HalfOpen).with_trials(7).with_count(MAX_COUNT);
+        let w = Word::INITIAL
+            .next(State::HalfOpen)
+            .with_trials(7)
+            .with_count(MAX_COUNT);
         assert_eq!(w.kind(), State::HalfOpen);
         assert_eq!(w.epoch(), 1);
         assert_eq!(w.trials(), 7);
         assert_eq!(w.count(), MAX_COUNT);
         let n = w.next(State::Closed);
-        assert_eq!((n.kind(), n.epoch(), n.trials(), n.count()), (State::Closed, 2, 7, 0));
+        assert_eq!(
+            (n.kind(), n.epoch(), n.trials(), n.count()),
+            (State::Closed, 2, 7, 0)
+        );
     }
 
     #[test]

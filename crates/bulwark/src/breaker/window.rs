@@ -116,8 +116,7 @@ impl Window {
             failures += u64::from(failed);
             total += 1;
             let next = stamp | (failures << FAILURES_SHIFT) | (total << TOTAL_SHIFT);
-            match bucket.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed)
-            {
+            match bucket.compare_exchange_weak(current, next, Ordering::AcqRel, Ordering::Relaxed) {
                 Ok(_) => break,
                 Err(actual) => current = actual,
             }
@@ -176,11 +175,23 @@ mod tests {
         for _ in 0..20 {
             w.record(0, true);
         }
-        assert_eq!(w.tally(0), Tally { failures: 20, total: 20 });
+        assert_eq!(
+            w.tally(0),
+            Tally {
+                failures: 20,
+                total: 20
+            }
+        );
         for _ in 0..20 {
             w.record(0, false);
         }
-        assert_eq!(w.tally(0), Tally { failures: 0, total: 20 });
+        assert_eq!(
+            w.tally(0),
+            Tally {
+                failures: 0,
+                total: 20
+            }
+        );
     }
 
     #[test]
@@ -189,8 +200,20 @@ mod tests {
         assert_eq!(w.len(), 10);
         w.record(0, true);
         w.record(9 * SECOND, false);
-        assert_eq!(w.tally(9 * SECOND), Tally { failures: 1, total: 2 });
-        assert_eq!(w.tally(10 * SECOND), Tally { failures: 0, total: 1 });
+        assert_eq!(
+            w.tally(9 * SECOND),
+            Tally {
+                failures: 1,
+                total: 2
+            }
+        );
+        assert_eq!(
+            w.tally(10 * SECOND),
+            Tally {
+                failures: 0,
+                total: 1
+            }
+        );
     }
 
     #[test]
@@ -198,7 +221,10 @@ mod tests {
         let w = Window::new(&SlidingWindow::time(Duration::from_secs(1), 0.5, 1));
         let full = COUNT_MASK;
         let failures = full / 4;
-        w.buckets[0].store((failures << FAILURES_SHIFT) | (full << TOTAL_SHIFT), Ordering::Relaxed);
+        w.buckets[0].store(
+            (failures << FAILURES_SHIFT) | (full << TOTAL_SHIFT),
+            Ordering::Relaxed,
+        );
         w.record(0, false);
         let t = w.tally(0);
         assert_eq!(t.total, full / 2 + 1);
