@@ -196,8 +196,10 @@ mod tests {
 
     #[test]
     fn zero_and_oversized_thresholds_are_refused_by_name() {
-        let mut c = CircuitBreakerConfig::default();
-        c.half_open_max_calls = 0;
+        let mut c = CircuitBreakerConfig {
+            half_open_max_calls: 0,
+            ..CircuitBreakerConfig::default()
+        };
         assert_eq!(
             c.validate(),
             Err(ConfigError::Zero {

@@ -218,12 +218,12 @@ impl<C: Clock> Core<C> {
             Role::Closed => self.record_closed(ticket.epoch, failed, end),
             Role::Trial => self.finish_trial(ticket.epoch, outcome),
         }
-        if let Some(start) = ticket.start {
-            if self.listeners.any() {
-                let end = end.unwrap_or_else(|| self.clock.now_nanos());
-                let duration = Duration::from_nanos(end.saturating_sub(start));
-                self.notify_call(outcome, ticket.state(), duration);
-            }
+        if let Some(start) = ticket.start
+            && self.listeners.any()
+        {
+            let end = end.unwrap_or_else(|| self.clock.now_nanos());
+            let duration = Duration::from_nanos(end.saturating_sub(start));
+            self.notify_call(outcome, ticket.state(), duration);
         }
     }
 

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use http::StatusCode;
 use tower::Layer;
 
-use super::breaker::CircuitBreaker;
+use super::circuit_breaker::CircuitBreaker;
 use super::service::CircuitBreakerService;
 use crate::clock::{Clock, MonotonicClock};
 

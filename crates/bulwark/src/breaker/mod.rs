@@ -45,7 +45,7 @@
 //! # Ok::<(), bulwark::breaker::ConfigError>(())
 //! ```
 
-mod breaker;
+mod circuit_breaker;
 mod config;
 mod core;
 mod error;
@@ -61,7 +61,7 @@ mod state;
 mod stats;
 mod window;
 
-pub use breaker::{CircuitBreaker, CircuitBreakerBuilder};
+pub use circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder};
 pub use config::{CircuitBreakerConfig, SlidingWindow, WindowSize};
 pub use error::{CircuitBreakerError, ConfigError, Rejected};
 pub use layer::CircuitBreakerLayer;

@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::sync::{Arc, OnceLock, PoisonError, RwLock};
 
-use super::breaker::CircuitBreaker;
+use super::circuit_breaker::CircuitBreaker;
 use super::config::CircuitBreakerConfig;
 use super::error::ConfigError;
 use super::listener::BreakerListener;

@@ -9,7 +9,7 @@ use http::header::{CONTENT_TYPE, HeaderValue, RETRY_AFTER};
 use http::{Request, Response, StatusCode};
 use tower::Service;
 
-use super::breaker::CircuitBreaker;
+use super::circuit_breaker::CircuitBreaker;
 use super::error::Rejected;
 use super::future::ResponseFuture;
 use super::layer::StatusClassifier;
