@@ -68,7 +68,11 @@ async fn history_is_a_chain_and_resuming_from_an_earlier_point_branches_it() {
     let mut resumed = AutoCheckpointer::new(manager.clone(), "a", "w", 1).unwrap();
     let state: u32 = resumed.resume_from(&ids[1]).await.unwrap();
     assert_eq!(state, 1);
-    let branch = resumed.maybe_checkpoint(&(state + 10)).await.unwrap().unwrap();
+    let branch = resumed
+        .maybe_checkpoint(&(state + 10))
+        .await
+        .unwrap()
+        .unwrap();
     let meta = manager.metadata(&branch).await.unwrap();
     assert_eq!(meta.parent_id, Some(ids[1]));
     assert_eq!(meta.sequence, 5);

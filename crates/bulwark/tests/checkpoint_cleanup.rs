@@ -38,9 +38,17 @@ async fn keep_last_keeps_the_newest_n_of_each_workflow() {
     let manager = StateCheckpointManager::open(dir.path()).await.unwrap();
     let one = saved(&manager, "one", 6).await;
     let two = saved(&manager, "two", 2).await;
-    let report = manager.cleanup(&RetentionPolicy::keep_last(3)).await.unwrap();
+    let report = manager
+        .cleanup(&RetentionPolicy::keep_last(3))
+        .await
+        .unwrap();
     assert_eq!(report.removed.len(), 3);
-    assert!(report.removed.iter().all(|i| i.reason == CleanupReason::KeepLast));
+    assert!(
+        report
+            .removed
+            .iter()
+            .all(|i| i.reason == CleanupReason::KeepLast)
+    );
     assert!(report.freed_bytes > 0);
     assert_eq!(remaining(&manager, "one").await, one[3..]);
     assert_eq!(remaining(&manager, "two").await, two);
@@ -58,7 +66,11 @@ async fn a_dry_run_reports_without_removing() {
         .unwrap();
     assert!(report.dry_run);
     assert_eq!(
-        report.removed.iter().map(|i| i.metadata.id).collect::<Vec<_>>(),
+        report
+            .removed
+            .iter()
+            .map(|i| i.metadata.id)
+            .collect::<Vec<_>>(),
         ids[..3]
     );
     assert_eq!(remaining(&manager, "w").await, ids);
@@ -79,7 +91,12 @@ async fn max_age_removes_old_checkpoints_but_never_the_latest_valid_one() {
         .await
         .unwrap();
     assert_eq!(report.removed.len(), 2);
-    assert!(report.removed.iter().all(|i| i.reason == CleanupReason::MaxAge));
+    assert!(
+        report
+            .removed
+            .iter()
+            .all(|i| i.reason == CleanupReason::MaxAge)
+    );
     assert_eq!(report.protected, [ids[2]]);
     assert_eq!(remaining(&manager, "w").await, [ids[2]]);
 }
@@ -92,7 +109,10 @@ async fn when_the_newest_is_corrupt_the_newest_valid_one_survives() {
     let newest = dir.path().join(format!("{}.ckpt", ids[3]));
     let bytes = std::fs::read(&newest).unwrap();
     std::fs::write(&newest, &bytes[..bytes.len() - 1]).unwrap();
-    manager.cleanup(&RetentionPolicy::keep_last(1)).await.unwrap();
+    manager
+        .cleanup(&RetentionPolicy::keep_last(1))
+        .await
+        .unwrap();
     // keep_last(1) keeps the corrupt newest by rank; the valid ids[2] is protected.
     assert_eq!(remaining(&manager, "w").await, [ids[2], ids[3]]);
     assert_eq!(
@@ -118,7 +138,12 @@ async fn max_total_bytes_removes_the_oldest_across_workflows_first() {
         .unwrap();
     let removed: Vec<_> = report.removed.iter().map(|i| i.metadata.id).collect();
     assert!(!removed.is_empty());
-    assert!(report.removed.iter().all(|i| i.reason == CleanupReason::MaxTotalBytes));
+    assert!(
+        report
+            .removed
+            .iter()
+            .all(|i| i.reason == CleanupReason::MaxTotalBytes)
+    );
     assert_eq!(removed[0], one[0], "the oldest goes first");
     assert!(!removed.contains(&one[2]) && !removed.contains(&two[2]));
     let left: u64 = manager

@@ -4,9 +4,7 @@
 
 use std::sync::Arc;
 
-use bulwark::checkpoint::{
-    CheckpointError, DecodeError, FsStore, Keyring, StateCheckpointManager,
-};
+use bulwark::checkpoint::{CheckpointError, DecodeError, FsStore, Keyring, StateCheckpointManager};
 
 fn manager(dir: &std::path::Path, keyring: Option<Keyring>) -> StateCheckpointManager {
     let builder = StateCheckpointManager::builder(Arc::new(FsStore::open(dir).unwrap()));
@@ -28,7 +26,10 @@ async fn encrypted_checkpoints_round_trip_and_hide_the_state() {
     assert_eq!(meta.encryption.as_ref().unwrap().key_id, "k1");
     let raw = std::fs::read(dir.path().join(format!("{id}.ckpt"))).unwrap();
     assert!(!raw.windows(11).any(|w| w == b"launch code"));
-    assert_eq!(manager.load_checkpoint::<String>(&id).await.unwrap(), secret);
+    assert_eq!(
+        manager.load_checkpoint::<String>(&id).await.unwrap(),
+        secret
+    );
     // Without the key: a typed error naming the key.
     let keyless = self::manager(dir.path(), None);
     assert!(matches!(
@@ -41,8 +42,14 @@ async fn encrypted_checkpoints_round_trip_and_hide_the_state() {
 async fn a_payload_moved_to_another_checkpoint_fails_to_open() {
     let dir = tempfile::tempdir().unwrap();
     let manager = manager(dir.path(), Some(Keyring::new("k1", [7; 32])));
-    let victim = manager.save_checkpoint(&"agent one's state", "a", "w1").await.unwrap();
-    let other = manager.save_checkpoint(&"agent two's state", "b", "w2").await.unwrap();
+    let victim = manager
+        .save_checkpoint(&"agent one's state", "a", "w1")
+        .await
+        .unwrap();
+    let other = manager
+        .save_checkpoint(&"agent two's state", "b", "w2")
+        .await
+        .unwrap();
     let read = |id| std::fs::read(dir.path().join(format!("{id}.ckpt"))).unwrap();
     let (victim_bytes, other_bytes) = (read(victim), read(other));
     let header_len = |b: &[u8]| 28 + u32::from_le_bytes(b[12..16].try_into().unwrap()) as usize;
@@ -74,7 +81,13 @@ async fn after_a_key_rotation_old_checkpoints_still_open() {
     let new_id = rotated.save_checkpoint(&43u32, "a", "w").await.unwrap();
     assert_eq!(rotated.load_checkpoint::<u32>(&id).await.unwrap(), 42);
     assert_eq!(
-        rotated.metadata(&new_id).await.unwrap().encryption.unwrap().key_id,
+        rotated
+            .metadata(&new_id)
+            .await
+            .unwrap()
+            .encryption
+            .unwrap()
+            .key_id,
         "2026"
     );
     let wrong = manager(dir.path(), Some(Keyring::new("2025", [9; 32])));

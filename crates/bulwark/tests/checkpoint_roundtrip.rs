@@ -57,11 +57,11 @@ async fn every_codec_round_trips_typed_state_and_records_sizes() {
         let dir = tempfile::tempdir().unwrap();
         let manager = manager_with(dir.path(), Compression::new(codec)).await;
         let original = state(40);
-        let id = manager.save_checkpoint(&original, "agent", "wf").await.unwrap();
-        let (meta, loaded) = manager
-            .load_with_metadata::<AgentState>(&id)
+        let id = manager
+            .save_checkpoint(&original, "agent", "wf")
             .await
             .unwrap();
+        let (meta, loaded) = manager.load_with_metadata::<AgentState>(&id).await.unwrap();
         assert_eq!(loaded, original);
         assert_eq!(meta.codec, codec);
         assert_eq!(
@@ -71,11 +71,18 @@ async fn every_codec_round_trips_typed_state_and_records_sizes() {
         if codec == Codec::None {
             assert_eq!(meta.stored_size, meta.uncompressed_size);
         } else {
-            assert!(meta.compression_ratio() < 0.3, "{codec}: {}", meta.compression_ratio());
+            assert!(
+                meta.compression_ratio() < 0.3,
+                "{codec}: {}",
+                meta.compression_ratio()
+            );
         }
         // A fresh store (another process) decodes what this one wrote.
         let reopened = manager_with(dir.path(), Compression::default()).await;
-        assert_eq!(reopened.load_checkpoint::<AgentState>(&id).await.unwrap(), original);
+        assert_eq!(
+            reopened.load_checkpoint::<AgentState>(&id).await.unwrap(),
+            original
+        );
     }
 }
 
@@ -85,9 +92,17 @@ async fn saves_form_a_chain_with_sequences_and_parents() {
     let manager = StateCheckpointManager::open(dir.path()).await.unwrap();
     let mut ids = Vec::new();
     for step in 0..4 {
-        ids.push(manager.save_checkpoint(&state(step), "a", "w").await.unwrap());
+        ids.push(
+            manager
+                .save_checkpoint(&state(step), "a", "w")
+                .await
+                .unwrap(),
+        );
     }
-    let other = manager.save_checkpoint(&state(9), "a", "other").await.unwrap();
+    let other = manager
+        .save_checkpoint(&state(9), "a", "other")
+        .await
+        .unwrap();
     let chain = manager.chain(&ids[3], 100).await.unwrap();
     let chain_ids: Vec<_> = chain.iter().map(|m| m.id).collect();
     assert_eq!(chain_ids, ids.iter().rev().copied().collect::<Vec<_>>());
@@ -143,7 +158,10 @@ async fn list_filters_by_workflow_and_time_and_pages_with_a_cursor() {
         newest.items.iter().map(|m| m.id).collect::<Vec<_>>(),
         [wf1[6], wf1[5]]
     );
-    let all_b = manager.list(&ListFilter::all().workflow_id("wf2")).await.unwrap();
+    let all_b = manager
+        .list(&ListFilter::all().workflow_id("wf2"))
+        .await
+        .unwrap();
     assert_eq!(all_b.items.len(), 7);
     let future = std::time::SystemTime::now() + std::time::Duration::from_secs(3600);
     let none = manager
@@ -197,7 +215,10 @@ async fn latest_skips_corrupt_checkpoints_and_reports_them() {
         other => panic!("expected corruption, got {other:?}"),
     }
     let report = manager.verify_all().await.unwrap();
-    assert_eq!((report.checked, report.valid, report.corrupt.len()), (3, 1, 2));
+    assert_eq!(
+        (report.checked, report.valid, report.corrupt.len()),
+        (3, 1, 2)
+    );
 }
 
 #[tokio::test]
@@ -218,13 +239,19 @@ async fn foreign_and_unknown_version_files_get_typed_errors() {
         bytes
     };
     std::fs::write(&path, patched(8, 7)).unwrap();
-    let err = manager.load_checkpoint::<AgentState>(&id).await.unwrap_err();
+    let err = manager
+        .load_checkpoint::<AgentState>(&id)
+        .await
+        .unwrap_err();
     assert!(
         matches!(&err, CheckpointError::Corrupt { source: DecodeError::UnsupportedVersion { version: 7, .. }, name } if *name == id.to_string()),
         "{err:?}"
     );
     std::fs::write(&path, patched(10, 42)).unwrap();
-    let err = manager.load_checkpoint::<AgentState>(&id).await.unwrap_err();
+    let err = manager
+        .load_checkpoint::<AgentState>(&id)
+        .await
+        .unwrap_err();
     assert!(matches!(
         err,
         CheckpointError::Corrupt {
@@ -267,7 +294,12 @@ async fn a_lost_or_damaged_index_is_rebuilt_from_the_files() {
     {
         let manager = StateCheckpointManager::open(dir.path()).await.unwrap();
         for step in 0..5 {
-            ids.push(manager.save_checkpoint(&state(step), "a", "w").await.unwrap());
+            ids.push(
+                manager
+                    .save_checkpoint(&state(step), "a", "w")
+                    .await
+                    .unwrap(),
+            );
         }
         manager.delete(&ids[0]).await.unwrap();
     }
@@ -361,7 +393,9 @@ async fn many_tasks_saving_at_once_lose_nothing_and_keep_each_chain_ordered() {
 #[tokio::test]
 async fn ids_from_outside_never_reach_a_path_outside_the_folder() {
     let dir = tempfile::tempdir().unwrap();
-    let manager = StateCheckpointManager::open(dir.path().join("store")).await.unwrap();
+    let manager = StateCheckpointManager::open(dir.path().join("store"))
+        .await
+        .unwrap();
     std::fs::write(dir.path().join("secret.ckpt"), b"secret").unwrap();
     for attempt in [
         "../secret",
@@ -402,14 +436,20 @@ async fn a_size_budget_warns_then_refuses() {
         .unwrap();
     manager.save_checkpoint(&"small", "a", "w").await.unwrap();
     assert_eq!(*warned.lock().unwrap(), 0);
-    manager.save_checkpoint(&"x".repeat(500), "a", "w").await.unwrap();
+    manager
+        .save_checkpoint(&"x".repeat(500), "a", "w")
+        .await
+        .unwrap();
     assert_eq!(*warned.lock().unwrap(), 1);
     let err = manager
         .save_checkpoint(&"x".repeat(5000), "a", "w")
         .await
         .unwrap_err();
     assert!(matches!(err, CheckpointError::TooLarge { size, limit: 1000, .. } if size > 1000));
-    assert_eq!(manager.list(&ListFilter::all()).await.unwrap().items.len(), 2);
+    assert_eq!(
+        manager.list(&ListFilter::all()).await.unwrap().items.len(),
+        2
+    );
 }
 
 #[tokio::test]
@@ -439,9 +479,14 @@ fn the_blocking_facade_works_without_a_runtime_and_refuses_inside_one() {
     let dir = tempfile::tempdir().unwrap();
     let manager = bulwark::checkpoint::BlockingCheckpointManager::open(dir.path()).unwrap();
     let id = manager.save_checkpoint(&state(3), "a", "w").unwrap();
-    assert_eq!(manager.load_checkpoint::<AgentState>(&id).unwrap(), state(3));
+    assert_eq!(
+        manager.load_checkpoint::<AgentState>(&id).unwrap(),
+        state(3)
+    );
     assert_eq!(manager.get_latest_checkpoint("a", "w").unwrap(), Some(id));
-    let runtime = tokio::runtime::Builder::new_current_thread().build().unwrap();
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .build()
+        .unwrap();
     let inside = runtime.block_on(async { manager.get_latest_checkpoint("a", "w") });
     assert!(matches!(inside, Err(CheckpointError::Runtime { .. })));
 }
