@@ -29,7 +29,11 @@ fn populated(dir: &Path) -> Vec<CheckpointId> {
     let manager = BlockingCheckpointManager::open(dir).unwrap();
     let mut ids = Vec::new();
     for step in 0..3u32 {
-        ids.push(manager.save_checkpoint(&vec![step; 10], "planner", "trip").unwrap());
+        ids.push(
+            manager
+                .save_checkpoint(&vec![step; 10], "planner", "trip")
+                .unwrap(),
+        );
     }
     ids.push(manager.save_checkpoint(&"other", "coder", "build").unwrap());
     ids
@@ -42,8 +46,14 @@ fn ls_lists_newest_first_and_filters_by_agent_and_workflow() {
     let out = bulwark(dir.path(), &["ls"]);
     assert!(out.status.success(), "{}", stderr(&out));
     let text = stdout(&out);
-    let positions: Vec<_> = ids.iter().map(|id| text.find(&id.to_string()).unwrap()).collect();
-    assert!(positions.windows(2).all(|w| w[0] > w[1]), "not newest first:\n{text}");
+    let positions: Vec<_> = ids
+        .iter()
+        .map(|id| text.find(&id.to_string()).unwrap())
+        .collect();
+    assert!(
+        positions.windows(2).all(|w| w[0] > w[1]),
+        "not newest first:\n{text}"
+    );
 
     let out = bulwark(dir.path(), &["ls", "--agent", "planner", "--json"]);
     let items: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
@@ -67,7 +77,11 @@ fn show_prints_metadata_and_state_and_refuses_bad_ids() {
 
     let out = bulwark(dir.path(), &["show", "../../etc/passwd"]);
     assert!(!out.status.success());
-    assert!(stderr(&out).contains("is not a checkpoint id"), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("is not a checkpoint id"),
+        "{}",
+        stderr(&out)
+    );
 }
 
 #[test]
@@ -85,7 +99,11 @@ fn verify_reports_corruption_by_name_and_fails() {
     std::fs::write(&path, bytes).unwrap();
     let out = bulwark(dir.path(), &["verify"]);
     assert!(!out.status.success());
-    assert!(stdout(&out).contains(&format!("CORRUPT {}", ids[0])), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains(&format!("CORRUPT {}", ids[0])),
+        "{}",
+        stdout(&out)
+    );
     let out = bulwark(dir.path(), &["verify", &ids[0].to_string()]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains(&ids[0].to_string()));
@@ -105,7 +123,11 @@ fn rm_and_cleanup_remove_checkpoints_and_dry_run_does_not() {
 
     let out = bulwark(dir.path(), &["cleanup", "--keep", "1", "--dry-run"]);
     assert!(out.status.success(), "{}", stderr(&out));
-    assert!(stdout(&out).contains("would remove 2 of 3"), "{}", stdout(&out));
+    assert!(
+        stdout(&out).contains("would remove 2 of 3"),
+        "{}",
+        stdout(&out)
+    );
     assert!(dir.path().join(format!("{}.ckpt", ids[0])).exists());
 
     let out = bulwark(dir.path(), &["cleanup", "--keep", "1", "--max-age", "30d"]);

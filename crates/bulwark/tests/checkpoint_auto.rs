@@ -97,3 +97,18 @@ async fn a_zero_interval_is_refused() {
         Err(CheckpointError::InvalidInput { .. })
     ));
 }
+
+#[tokio::test]
+async fn when_its_last_checkpoint_was_removed_it_follows_the_newest_instead_of_failing() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = StateCheckpointManager::open(dir.path()).await.unwrap();
+    let mut auto = AutoCheckpointer::new(manager.clone(), "a", "w", 1).unwrap();
+    let first = auto.maybe_checkpoint(&1).await.unwrap().unwrap();
+    let second = auto.maybe_checkpoint(&2).await.unwrap().unwrap();
+    assert!(manager.delete(&second).await.unwrap());
+    let third = auto.maybe_checkpoint(&3).await.unwrap().unwrap();
+    assert_eq!(
+        manager.metadata(&third).await.unwrap().parent_id,
+        Some(first)
+    );
+}

@@ -169,7 +169,12 @@ pub async fn run(args: CheckpointsArgs) -> anyhow::Result<()> {
                 serde_json::to_writer_pretty(&mut out, &meta)?;
                 writeln!(out)?;
             } else {
-                writeln!(out, "ok {id} ({}, sha256 {})", human_bytes(meta.uncompressed_size), meta.sha256)?;
+                writeln!(
+                    out,
+                    "ok {id} ({}, sha256 {})",
+                    human_bytes(meta.uncompressed_size),
+                    meta.sha256
+                )?;
             }
         }
         CheckpointsCommand::Verify { id: None } => {

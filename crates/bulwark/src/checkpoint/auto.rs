@@ -143,15 +143,21 @@ impl<C: Clock> AutoCheckpointer<C> {
         state: &T,
     ) -> Result<CheckpointId, CheckpointError> {
         let parent = self.last.map_or(Parent::Latest, Parent::Explicit);
-        let metadata = self
-            .manager
-            .save_with(
+        let save = |parent| {
+            self.manager.save_with(
                 state,
                 &self.agent_id,
                 &self.workflow_id,
                 SaveOptions::default().parent(parent),
             )
-            .await?;
+        };
+        let metadata = match save(parent).await {
+            // The parent was removed meanwhile (by a retention policy, say): follow the newest.
+            Err(CheckpointError::NotFound { id }) if Some(id) == self.last => {
+                save(Parent::Latest).await?
+            }
+            other => other?,
+        };
         self.operations = 0;
         self.last_save_nanos = self.clock.now_nanos();
         self.last = Some(metadata.id);
