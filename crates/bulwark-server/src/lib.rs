@@ -27,6 +27,7 @@
 
 pub mod api;
 mod auth;
+pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;

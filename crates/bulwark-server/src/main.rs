@@ -1,6 +1,8 @@
-//! The `bulwark` command: `bulwark serve` runs the API.
+//! The `bulwark` command: `bulwark serve` runs the API; `bulwark checkpoints` works on a
+//! checkpoint folder offline.
 
 use clap::{Parser, Subcommand};
+use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -17,6 +19,8 @@ struct Cli {
 enum Command {
     /// Run the observability API and the workflow endpoint.
     Serve(bulwark_server::serve::ServeArgs),
+    /// Inspect and maintain a checkpoint folder offline.
+    Checkpoints(bulwark_server::cli::checkpoints::CheckpointsArgs),
 }
 
 #[tokio::main]
@@ -26,6 +30,15 @@ async fn main() -> anyhow::Result<()> {
             let config = args.config()?;
             bulwark_server::serve::init_logging(&config)?;
             bulwark_server::serve::run(config).await
+        }
+        Command::Checkpoints(args) => {
+            tracing_subscriber::fmt()
+                .with_env_filter(
+                    EnvFilter::try_from_env("BULWARK_LOG")
+                        .unwrap_or_else(|_| EnvFilter::new("info")),
+                )
+                .init();
+            bulwark_server::cli::checkpoints::run(args).await
         }
     }
 }

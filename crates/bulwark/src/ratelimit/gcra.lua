@@ -42,10 +42,14 @@ end
 
 -- base = max(tat, now); a missing bucket is a full one (tat <= now)
 local base_s, base_ns = now_s, now_ns
-local stored = redis.call('HMGET', KEYS[1], 's', 'n')
-if stored[1] and stored[2] then
-  local s, ns = tonumber(stored[1]), tonumber(stored[2])
-  if s and ns and less(now_s, now_ns, s, ns) then base_s, base_ns = s, ns end
+-- the TAT is stored as the string "<seconds>.<nanoseconds>"
+local stored = redis.call('GET', KEYS[1])
+if stored then
+  local dot = string.find(stored, '.', 1, true)
+  if dot then
+    local s, ns = tonumber(string.sub(stored, 1, dot - 1)), tonumber(string.sub(stored, dot + 1))
+    if s and ns and less(now_s, now_ns, s, ns) then base_s, base_ns = s, ns end
+  end
 end
 
 local new_s, new_ns = add(base_s, base_ns, inc_s, inc_ns)
@@ -57,9 +61,9 @@ if less(lim_s, lim_ns, new_s, new_ns) then
   return {0, wait_s, wait_ns, room_s, room_ns}
 end
 
-redis.call('HSET', KEYS[1], 's', string.format('%d', new_s), 'n', string.format('%d', new_ns))
 local full_s, full_ns = sub(new_s, new_ns, now_s, now_ns)
 -- The bucket is full again after full_s.full_ns: then it carries no information and expires.
-redis.call('PEXPIRE', KEYS[1], full_s * 1000 + math.floor(full_ns / 1000000) + 1)
+redis.call('SET', KEYS[1], string.format('%d.%d', new_s, new_ns),
+  'PX', string.format('%d', full_s * 1000 + math.floor(full_ns / 1000000) + 1))
 local room_s, room_ns = sub(lim_s, lim_ns, new_s, new_ns)
 return {1, room_s, room_ns, full_s, full_ns}

@@ -3,7 +3,7 @@
 //! Each decision is one `EVALSHA` of a Lua script (`gcra.lua`) that reads the bucket's TAT,
 //! decides, writes the new TAT and sets the key to expire when the bucket would be full again,
 //! all atomically on the server. Time comes from the server's `TIME`, so clients with skewed
-//! clocks still share one timeline and cannot over-admit. Keys are `{prefix}:{key}`, one hash
+//! clocks still share one timeline and cannot over-admit. Keys are `{prefix}:{key}`, one string
 //! per bucket, and an idle bucket disappears by itself.
 //!
 //! When Redis cannot answer within the per-decision timeout, a [`FailurePolicy`] decides:
