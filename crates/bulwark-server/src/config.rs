@@ -87,6 +87,9 @@ pub struct Config {
     pub demo: DemoSection,
     /// `[workflows]`: how workflow runs are hardened.
     pub workflows: WorkflowSection,
+    /// `[breakers]`: the config of the circuit breaker around each workflow dependency
+    /// (`failure_threshold`, `success_threshold`, `timeout`, `half_open_max_calls`, ...).
+    pub breakers: bulwark::breaker::CircuitBreakerConfig,
 }
 
 /// `[server]`.
@@ -379,6 +382,9 @@ impl Config {
         }
         if self.workflows.max_attempts == 0 {
             return invalid("workflows.max_attempts", "must be at least 1");
+        }
+        if let Err(error) = self.breakers.validate() {
+            return invalid("breakers", &error.to_string());
         }
         let listen = self.server.listen;
         if !listen.ip().is_loopback() && self.server.token.is_none() && !self.server.insecure {

@@ -11,9 +11,10 @@ use bulwark::ratelimit::{RateLimitBackend, RateLimitConfig, RateLimiterRegistry,
 use tokio::sync::Notify;
 
 use crate::config::Config;
-use crate::workflow::{
-    DependencyGuard, RunCheckpoints, Unguarded, WorkflowRegistry, demo_workflow,
-};
+use bulwark::breaker::{BreakerRegistry, CircuitBreakerConfig};
+use bulwark::checkpoint::{CheckpointError, StateCheckpointManager};
+
+use crate::workflow::{BreakerGuard, DependencyGuard, WorkflowRegistry, demo_workflow};
 
 /// The name of the keyed limiter on workflow runs (one bucket per `workflow_id`).
 pub const WORKFLOW_LIMITER: &str = "workflows";
@@ -28,6 +29,9 @@ pub enum StateError {
     /// Redis could not be reached for the shared workflow limit.
     #[error("cannot set up the Redis rate limiter: {0}")]
     Redis(#[from] RedisSetupError),
+    /// The checkpoint store could not be opened.
+    #[error("cannot open the checkpoint store: {0}")]
+    Checkpoints(#[from] CheckpointError),
     /// A folder could not be created.
     #[error("cannot create {path}: {source}")]
     CreateDir {
@@ -66,7 +70,9 @@ struct Inner {
     redis_limiter: Option<RedisRateLimiter>,
     workflows: WorkflowRegistry,
     run_settings: RunSettings,
-    checkpoints: RunCheckpoints,
+    checkpoints: StateCheckpointManager,
+    breakers: Arc<BreakerRegistry>,
+    guard: Arc<BreakerGuard>,
     running: Mutex<HashSet<String>>,
     tasks: TaskTracker,
     health_probe: Mutex<Option<(Instant, Result<(), String>)>>,
@@ -101,6 +107,12 @@ impl AppState {
                     source,
                 })?;
         }
+        let checkpoints = StateCheckpointManager::open(&checkpoint_dir).await?;
+        let breakers = Arc::new(BreakerRegistry::new());
+        let guard = Arc::new(BreakerGuard {
+            registry: Arc::clone(&breakers),
+            config: config.breakers,
+        });
         let ratelimiters = Arc::new(RateLimiterRegistry::new());
         let limit = RateLimitConfig::new(
             config.ratelimit.workflow_max_requests,
@@ -143,7 +155,9 @@ impl AppState {
                     checkpoint_every: config.workflows.checkpoint_every,
                     max_attempts: config.workflows.max_attempts,
                 },
-                checkpoints: RunCheckpoints::default(),
+                checkpoints,
+                breakers,
+                guard,
                 running: Mutex::default(),
                 tasks: TaskTracker::default(),
                 health_probe: Mutex::default(),
@@ -210,12 +224,23 @@ impl AppState {
         self.inner.run_settings
     }
 
-    pub(crate) fn checkpoints(&self) -> &RunCheckpoints {
+    /// The checkpoint manager workflow runs save into and the API reads.
+    pub fn checkpoint_manager(&self) -> &StateCheckpointManager {
         &self.inner.checkpoints
     }
 
+    /// The circuit breakers around workflow dependencies (one per dependency name).
+    pub fn breakers(&self) -> &Arc<BreakerRegistry> {
+        &self.inner.breakers
+    }
+
+    /// The config new dependency breakers get.
+    pub fn breaker_config(&self) -> CircuitBreakerConfig {
+        self.inner.guard.config
+    }
+
     pub(crate) fn dependency_guard(&self) -> Arc<dyn DependencyGuard> {
-        Arc::new(Unguarded)
+        self.inner.guard.clone()
     }
 
     pub(crate) fn record_step(&self, workflow: &str, step: &str, ok: bool, elapsed: Duration) {

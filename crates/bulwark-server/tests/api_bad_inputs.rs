@@ -152,6 +152,152 @@ fn cases() -> Vec<Case> {
             .headers(vec![("authorization", "Bearer right")]),
         case("wrong scheme", "POST", execute, 401, "unauthorized")
             .headers(vec![("authorization", "Basic right-token")]),
+        // Checkpoint ids: malformed, hostile, unknown.
+        case(
+            "malformed checkpoint id",
+            "GET",
+            "/api/observability/checkpoints/not-a-uuid",
+            400,
+            "bad_request",
+        ),
+        case(
+            "traversal checkpoint id",
+            "GET",
+            "/api/observability/checkpoints/..%2F..%2Fetc%2Fpasswd",
+            400,
+            "bad_request",
+        ),
+        case(
+            "traversal checkpoint delete",
+            "DELETE",
+            "/api/observability/checkpoints/..%2F..%2Fetc%2Fpasswd",
+            400,
+            "bad_request",
+        ),
+        case(
+            "unknown checkpoint",
+            "GET",
+            "/api/observability/checkpoints/0190f3c2-7b1a-7c3d-8e4f-0123456789ab",
+            404,
+            "not_found",
+        ),
+        case(
+            "unknown checkpoint delete",
+            "DELETE",
+            "/api/observability/checkpoints/0190f3c2-7b1a-7c3d-8e4f-0123456789ab",
+            404,
+            "not_found",
+        ),
+        case(
+            "delete without token",
+            "DELETE",
+            "/api/observability/checkpoints/0190f3c2-7b1a-7c3d-8e4f-0123456789ab",
+            401,
+            "unauthorized",
+        )
+        .headers(vec![]),
+        case(
+            "malformed cursor",
+            "GET",
+            "/api/observability/checkpoints?cursor=..%2Fx",
+            400,
+            "bad_request",
+        ),
+        case(
+            "limit zero",
+            "GET",
+            "/api/observability/checkpoints?limit=0",
+            400,
+            "bad_request",
+        ),
+        case(
+            "limit not a number",
+            "GET",
+            "/api/observability/checkpoints?limit=lots",
+            400,
+            "bad_request",
+        ),
+        case(
+            "unknown query key",
+            "GET",
+            "/api/observability/checkpoints?agent=x",
+            400,
+            "bad_request",
+        ),
+        case(
+            "cleanup invalid JSON",
+            "POST",
+            "/api/observability/checkpoints/cleanup",
+            400,
+            "invalid_json",
+        )
+        .json("{\"keep_last\": }"),
+        case(
+            "cleanup wrong type",
+            "POST",
+            "/api/observability/checkpoints/cleanup",
+            400,
+            "invalid_json",
+        )
+        .json(r#"{"keep_last": "all"}"#),
+        case(
+            "cleanup without content type",
+            "POST",
+            "/api/observability/checkpoints/cleanup",
+            415,
+            "unsupported_media_type",
+        )
+        .json_body_raw(r#"{"keep_last": 1}"#),
+        case(
+            "cleanup oversized",
+            "POST",
+            "/api/observability/checkpoints/cleanup",
+            413,
+            "payload_too_large",
+        )
+        .json(&oversized),
+        case(
+            "cleanup wrong token",
+            "POST",
+            "/api/observability/checkpoints/cleanup",
+            401,
+            "unauthorized",
+        )
+        .headers(vec![
+            ("authorization", "Bearer nope"),
+            ("content-type", "application/json"),
+        ])
+        .json_body_raw(r#"{"keep_last": 0}"#),
+        // Breakers.
+        case(
+            "unknown breaker",
+            "GET",
+            "/api/observability/circuit-breakers/nope",
+            404,
+            "not_found",
+        ),
+        case(
+            "unknown breaker reset",
+            "POST",
+            "/api/observability/circuit-breakers/nope/reset",
+            404,
+            "not_found",
+        ),
+        case(
+            "traversal breaker",
+            "GET",
+            "/api/observability/circuit-breakers/..%2F..%2Fetc%2Fpasswd",
+            404,
+            "not_found",
+        ),
+        case(
+            "reset without token",
+            "POST",
+            "/api/observability/circuit-breakers/search_api/reset",
+            401,
+            "unauthorized",
+        )
+        .headers(vec![]),
         // Routes and methods.
         case(
             "unknown route",
@@ -188,7 +334,18 @@ async fn every_bad_input_gets_its_4xx_in_the_error_shape_and_changes_nothing_on_
         config.server.body_limit = BODY_LIMIT;
     })
     .await;
+    // Something on disk that a bad request could damage.
+    let seed = app
+        .send(
+            Request::post("/api/workflows/seed/execute")
+                .header("authorization", "Bearer right-token")
+                .body(Body::empty())
+                .unwrap(),
+        )
+        .await;
+    assert_eq!(seed.body["steps_completed"], 4, "{}", seed.text);
     let before = common::snapshot(app.dir.path());
+    assert!(before.len() > 4, "{before:?}");
     let mut failures = Vec::new();
     for case in cases() {
         let mut request = Request::builder().method(case.method).uri(&case.uri);

@@ -157,6 +157,13 @@ async fn openapi_documents_every_route_and_the_error_shape() {
         ("/api/observability/health", "get"),
         ("/api/observability/rate-limiters", "get"),
         ("/api/workflows/{workflow_id}/execute", "post"),
+        ("/api/observability/checkpoints", "get"),
+        ("/api/observability/checkpoints/{checkpoint_id}", "get"),
+        ("/api/observability/checkpoints/{checkpoint_id}", "delete"),
+        ("/api/observability/checkpoints/cleanup", "post"),
+        ("/api/observability/circuit-breakers", "get"),
+        ("/api/observability/circuit-breakers/{name}", "get"),
+        ("/api/observability/circuit-breakers/{name}/reset", "post"),
         ("/api/openapi.json", "get"),
     ] {
         assert!(paths[path].get(method).is_some(), "{method} {path} missing");

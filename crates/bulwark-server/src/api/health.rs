@@ -6,6 +6,7 @@ use axum::Json;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use bulwark::breaker::State as BreakerState;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -89,6 +90,28 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
                 Status::Degraded,
                 "Redis unreachable: workflow limits decided locally until it returns",
             ),
+        },
+    );
+    let snapshots = state.breakers().snapshot();
+    let open: Vec<_> = snapshots
+        .iter()
+        .filter(|b| {
+            matches!(
+                b.state,
+                BreakerState::Open | BreakerState::ForcedOpen | BreakerState::HalfOpen
+            )
+        })
+        .map(|b| format!("{} ({})", b.name, b.state))
+        .collect();
+    components.insert(
+        "circuit_breakers",
+        if open.is_empty() {
+            component(
+                Status::Healthy,
+                format!("{} breaker(s), all closed", snapshots.len()),
+            )
+        } else {
+            component(Status::Degraded, format!("not closed: {}", open.join(", ")))
         },
     );
     let workflows = state.workflows().names();

@@ -1,6 +1,8 @@
 //! The routes, one module per group: `/api/observability/...`, `/api/workflows/...`,
 //! `/api/openapi.json`.
 
+mod breakers;
+mod checkpoints;
 mod health;
 pub mod openapi;
 mod ratelimiters;
@@ -10,6 +12,7 @@ use axum::Router;
 use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
+use bulwark::checkpoint::CheckpointError;
 
 use crate::error::{ApiError, json_errors};
 use crate::state::AppState;
@@ -22,12 +25,33 @@ async fn not_found() -> ApiError {
     ApiError::NotFound("no such route".into())
 }
 
+/// Maps a checkpoint error to its HTTP answer: bad ids and inputs are 400, missing ones
+/// 404, corruption and store failures 500 (logged, not shown).
+pub(crate) fn checkpoint_error(error: CheckpointError) -> ApiError {
+    match error {
+        CheckpointError::InvalidId(_) | CheckpointError::InvalidInput { .. } => {
+            ApiError::BadRequest(error.to_string())
+        }
+        CheckpointError::NotFound { id } => ApiError::NotFound(format!("no checkpoint {id}")),
+        other => ApiError::internal(other),
+    }
+}
+
 /// The routes under `/api/observability`, without the service-wide layers; for nesting
 /// into an application that brings its own.
 pub fn observability_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
         .route("/rate-limiters", get(ratelimiters::list))
+        .route("/checkpoints", get(checkpoints::list))
+        .route("/checkpoints/cleanup", post(checkpoints::cleanup))
+        .route(
+            "/checkpoints/{checkpoint_id}",
+            get(checkpoints::show).delete(checkpoints::delete),
+        )
+        .route("/circuit-breakers", get(breakers::list))
+        .route("/circuit-breakers/{name}", get(breakers::show))
+        .route("/circuit-breakers/{name}/reset", post(breakers::reset))
         .method_not_allowed_fallback(method_not_allowed)
 }
 

@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{health, ratelimiters, workflows};
+use super::{breakers, checkpoints, health, ratelimiters, workflows};
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// The API's OpenAPI document.
@@ -15,6 +15,13 @@ use crate::error::{ErrorBody, ErrorDetail};
     paths(
         health::health,
         ratelimiters::list,
+        checkpoints::list,
+        checkpoints::show,
+        checkpoints::delete,
+        checkpoints::cleanup,
+        breakers::list,
+        breakers::show,
+        breakers::reset,
         workflows::execute,
         document,
     ),
@@ -22,6 +29,8 @@ use crate::error::{ErrorBody, ErrorDetail};
     modifiers(&BearerAuth),
     tags(
         (name = "observability", description = "State of the rate limiters, breakers, checkpoints and telemetry"),
+        (name = "checkpoints", description = "Durable, verified checkpoints of workflow state"),
+        (name = "circuit-breakers", description = "The breakers around workflow dependencies"),
         (name = "workflows", description = "Hardened workflow runs"),
     )
 )]

@@ -7,6 +7,7 @@ use std::pin::Pin;
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
+use bulwark::breaker::{BreakerRegistry, CircuitBreakerConfig, CircuitBreakerError};
 use serde_json::Value;
 
 /// The future a step returns.
@@ -89,6 +90,36 @@ impl DependencyGuard for Unguarded {
         call: BoxFuture<'a, Result<Value, String>>,
     ) -> BoxFuture<'a, Result<Value, StepError>> {
         Box::pin(async move { call.await.map_err(StepError::Failed) })
+    }
+}
+
+/// A circuit breaker per dependency, created on first use from one config.
+#[derive(Debug)]
+pub(crate) struct BreakerGuard {
+    pub(crate) registry: Arc<BreakerRegistry>,
+    pub(crate) config: CircuitBreakerConfig,
+}
+
+impl DependencyGuard for BreakerGuard {
+    fn guard<'a>(
+        &'a self,
+        dependency: &'a str,
+        call: BoxFuture<'a, Result<Value, String>>,
+    ) -> BoxFuture<'a, Result<Value, StepError>> {
+        Box::pin(async move {
+            let breaker = self
+                .registry
+                .get_or_create(dependency, self.config)
+                .map_err(StepError::failed)?;
+            breaker.call_async(call).await.map_err(|error| match error {
+                CircuitBreakerError::Rejected(rejected) => StepError::Unavailable {
+                    dependency: dependency.to_owned(),
+                    retry_after: rejected.retry_after,
+                },
+                CircuitBreakerError::Inner(message) => StepError::Failed(message),
+                other => StepError::failed(other),
+            })
+        })
     }
 }
 

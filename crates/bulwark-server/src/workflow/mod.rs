@@ -32,16 +32,14 @@
 mod definition;
 mod demo;
 mod runner;
-mod store;
 
-pub(crate) use definition::{DependencyGuard, Unguarded};
+pub(crate) use definition::{BreakerGuard, DependencyGuard};
 pub use definition::{
     Step, StepContext, StepError, StepFuture, WorkflowDefinition, WorkflowRegistry,
 };
 pub use demo::{DEMO_WORKFLOW, FlakyTool, ToolError, demo_workflow};
 pub(crate) use runner::run;
 pub use runner::{RunOutcome, RunState, RunStatus};
-pub(crate) use store::RunCheckpoints;
 
 /// Whether `id` may name a workflow run (and so a checkpoint key): 1 to 128 characters from
 /// `A-Z a-z 0-9 . _ -`, not starting with a dot (so never `.` or `..`).

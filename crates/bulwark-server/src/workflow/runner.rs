@@ -2,6 +2,7 @@
 
 use std::sync::Arc;
 
+use bulwark::checkpoint::AutoCheckpointer;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
@@ -83,22 +84,28 @@ async fn run_inner(
     workflow_id: String,
 ) -> Result<RunOutcome, ApiError> {
     let steps = definition.steps();
-    let (mut run, resumed_from) = app
-        .checkpoints()
-        .resume(definition.name(), &workflow_id)
-        .await?
-        .unwrap_or_else(|| {
-            (
-                RunState {
-                    workflow: definition.name().to_owned(),
-                    steps_completed: 0,
-                    data: Value::Object(Default::default()),
-                },
-                None,
-            )
-        });
-    let mut checkpoint_id = resumed_from.clone();
     let settings = app.run_settings();
+    // The definition's name is the checkpoints' agent id, the run id their workflow id.
+    let mut auto = AutoCheckpointer::new(
+        app.checkpoint_manager().clone(),
+        definition.name(),
+        &workflow_id,
+        settings.checkpoint_every,
+    )
+    .map_err(crate::api::checkpoint_error)?;
+    let resumed: Option<RunState> = auto
+        .resume_latest()
+        .await
+        .map_err(crate::api::checkpoint_error)?;
+    let resumed_from = auto.last_checkpoint().map(|id| id.to_string());
+    if let Some(from) = &resumed_from {
+        tracing::info!(checkpoint = %from, "resuming from the latest checkpoint");
+    }
+    let mut run = resumed.unwrap_or_else(|| RunState {
+        workflow: definition.name().to_owned(),
+        steps_completed: 0,
+        data: Value::Object(Default::default()),
+    });
     let mut executed = 0;
     let mut error = None;
     while run.steps_completed < steps.len() {
@@ -137,19 +144,22 @@ async fn run_inner(
                 run.data = data;
                 run.steps_completed += 1;
                 executed += 1;
-                let last = run.steps_completed == steps.len();
-                let due = (run.steps_completed as u64).is_multiple_of(settings.checkpoint_every);
-                if (last || due)
-                    && let Some(id) = app.checkpoints().save(&workflow_id, &run).await?
-                {
-                    checkpoint_id = Some(id);
-                }
+                auto.maybe_checkpoint(&run)
+                    .instrument(step_span)
+                    .await
+                    .map_err(crate::api::checkpoint_error)?;
             }
             Err(step_error) => {
                 error = Some(format!("step {:?}: {step_error}", step.name()));
                 break;
             }
         }
+    }
+    // The final checkpoint (also on failure, so that no completed step is lost).
+    if auto.operations_since_checkpoint() > 0 {
+        auto.force_checkpoint(&run)
+            .await
+            .map_err(crate::api::checkpoint_error)?;
     }
     let status = if run.steps_completed == steps.len() {
         RunStatus::Completed
@@ -161,7 +171,7 @@ async fn run_inner(
         workflow_id,
         workflow: definition.name().to_owned(),
         trace_id: app.current_trace_id(),
-        checkpoint_id,
+        checkpoint_id: auto.last_checkpoint().map(|id| id.to_string()),
         steps_completed: run.steps_completed,
         steps_executed: executed,
         steps_total: steps.len(),
