@@ -8,7 +8,11 @@ use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
 
 #[derive(Debug, Parser)]
-#[command(name = "bulwark", version, about = "Hardening for multi-agent LLM backends")]
+#[command(
+    name = "bulwark",
+    version,
+    about = "Hardening for multi-agent LLM backends"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,

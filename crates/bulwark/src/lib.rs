@@ -7,11 +7,13 @@
 //! |---|---|
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
 //! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer |
+//! | [`telemetry`] | W3C-id spans from `tracing` in a bounded [`TraceStore`](telemetry::TraceStore), `traceparent` propagation, a metrics registry (Prometheus text, JSON), OTLP export |
 //!
 //! ## Feature flags
 //!
 //! * `macros` (default): the `#[rate_limit]` attribute macro.
 //! * `axum`: the client-IP key extractor also reads axum's `ConnectInfo<SocketAddr>`.
+//! * `otlp`: OTLP span export (HTTP/protobuf or gRPC) from [`telemetry`].
 //!
 //! ```
 //! use bulwark::ratelimit::{RateLimitConfig, RateLimiter};
@@ -24,4 +26,4 @@
 
 pub mod clock;
 pub mod ratelimit;
-
+pub mod telemetry;

@@ -4,7 +4,9 @@ use std::time::Duration;
 
 /// A request was refused for now: it may pass after `retry_after`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
-#[error("rate limited: {requested} token(s) requested, {available} available, retry after {retry_after:?}")]
+#[error(
+    "rate limited: {requested} token(s) requested, {available} available, retry after {retry_after:?}"
+)]
 #[non_exhaustive]
 pub struct RateLimited {
     /// The earliest time from now at which the same request could be admitted.

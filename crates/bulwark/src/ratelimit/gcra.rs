@@ -44,9 +44,10 @@ impl Gcra {
         }
         let window = duration_to_nanos(config.time_window);
         let t = window.div_ceil(u64::from(config.max_requests));
-        let capacity = u32::try_from(config.capacity()).map_err(|_| ConfigError::CapacityTooLarge {
-            capacity: config.capacity(),
-        })?;
+        let capacity =
+            u32::try_from(config.capacity()).map_err(|_| ConfigError::CapacityTooLarge {
+                capacity: config.capacity(),
+            })?;
         let tau = t
             .checked_mul(u64::from(capacity))
             .ok_or(ConfigError::WindowTooLong {

@@ -127,7 +127,8 @@ impl<C: Clock> RateLimiter<C> {
     /// [`RateLimitError::Limited`] rather than sleeping for nothing. Cancellation safe: nothing
     /// is reserved before the tokens are taken, so dropping the future loses no tokens.
     pub async fn acquire(&self, tokens: u32) -> Result<(), RateLimitError> {
-        self.acquire_with_max_wait(tokens, self.inner.max_wait).await
+        self.acquire_with_max_wait(tokens, self.inner.max_wait)
+            .await
     }
 
     /// [`acquire`](Self::acquire) with an explicit maximum wait.
