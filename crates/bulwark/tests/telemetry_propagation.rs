@@ -19,7 +19,10 @@ const VALID: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
 
 fn store() -> TraceStore<ManualClock> {
     TraceStore::with_clock(
-        TraceStoreConfig { ttl: Duration::from_secs(3600), max_spans: 1000 },
+        TraceStoreConfig {
+            ttl: Duration::from_secs(3600),
+            max_spans: 1000,
+        },
         ManualClock::new(),
     )
 }
@@ -54,7 +57,10 @@ fn invalid_traceparents_are_refused() {
         "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902é7-01",
     ];
     for case in cases {
-        assert!(TraceContext::from_traceparent(case).is_err(), "accepted {case:?}");
+        assert!(
+            TraceContext::from_traceparent(case).is_err(),
+            "accepted {case:?}"
+        );
     }
 }
 
@@ -135,12 +141,21 @@ async fn the_server_layer_continues_the_callers_trace_and_answers_with_tracepare
 
     let spans = store.spans(caller.trace_id);
     assert_eq!(spans.len(), 2);
-    let server = spans.iter().find(|s| s.span_id == answered.span_id).unwrap();
+    let server = spans
+        .iter()
+        .find(|s| s.span_id == answered.span_id)
+        .unwrap();
     assert_eq!(server.name, "GET /agents/run");
     assert_eq!(server.kind, SpanKind::Server);
     assert_eq!(server.parent_span_id, Some(caller.span_id));
     assert!(server.parent_is_remote);
-    assert_eq!(server.attribute("http.response.status_code").unwrap().to_string(), "200");
+    assert_eq!(
+        server
+            .attribute("http.response.status_code")
+            .unwrap()
+            .to_string(),
+        "200"
+    );
     let child = spans.iter().find(|s| s.name == "handler_work").unwrap();
     assert_eq!(child.parent_span_id, Some(server.span_id));
 }
@@ -153,12 +168,18 @@ async fn an_invalid_traceparent_starts_a_new_trace_and_5xx_is_an_error() {
     let mut service = TraceContextLayer::new().layer(tower::service_fn(handler));
     let request = Request::builder()
         .uri("/fail")
-        .header(TRACEPARENT, "00-00000000000000000000000000000000-00f067aa0ba902b7-01")
+        .header(
+            TRACEPARENT,
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+        )
         .body(())
         .unwrap();
     let response = service.ready().await.unwrap().call(request).await.unwrap();
     let answered = propagation::extract(response.headers()).unwrap();
-    assert_ne!(answered.trace_id.to_string(), "00000000000000000000000000000000");
+    assert_ne!(
+        answered.trace_id.to_string(),
+        "00000000000000000000000000000000"
+    );
     let trace = store.get_trace(answered.trace_id).unwrap();
     assert_eq!(trace.roots.len(), 1);
     assert_eq!(trace.roots[0].span.parent_span_id, None);

@@ -57,7 +57,10 @@ fn children_on_other_threads_join_their_parents_trace() {
         assert_eq!(worker.span.parent_span_id, Some(tree.roots[0].span.span_id));
         assert_eq!(worker.children.len(), 1);
         assert_eq!(worker.children[0].span.name, "leaf");
-        assert_eq!(worker.children[0].span.parent_span_id, Some(worker.span.span_id));
+        assert_eq!(
+            worker.children[0].span.parent_span_id,
+            Some(worker.span.span_id)
+        );
     }
     let mut indices: Vec<_> = tree.roots[0]
         .children
@@ -65,7 +68,14 @@ fn children_on_other_threads_join_their_parents_trace() {
         .map(|w| w.span.attribute("index").cloned().unwrap())
         .collect();
     indices.sort_by_key(|v| v.to_string());
-    assert_eq!(indices, vec![AttributeValue::Int(0), AttributeValue::Int(1), AttributeValue::Int(2)]);
+    assert_eq!(
+        indices,
+        vec![
+            AttributeValue::Int(0),
+            AttributeValue::Int(1),
+            AttributeValue::Int(2)
+        ]
+    );
 }
 
 #[test]
@@ -90,7 +100,9 @@ fn spans_in_spawned_tasks_keep_their_parent_links() {
                     async move {
                         tokio::task::yield_now().await;
                         let tool = tracing::info_span!("tool_call");
-                        async { tokio::task::yield_now().await }.instrument(tool).await;
+                        async { tokio::task::yield_now().await }
+                            .instrument(tool)
+                            .await;
                     }
                     .instrument(span),
                 ));
@@ -136,8 +148,16 @@ fn error_events_become_exceptions_and_set_the_error_status() {
     assert_eq!(span.events.len(), 2);
     assert_eq!(span.events[0].name, "sending");
     assert_eq!(span.events[1].name, "exception");
-    assert!(span.events[1].attributes.contains(&KeyValue::new("exception.message", "upstream unavailable")));
-    assert!(span.events[1].attributes.contains(&KeyValue::new("code", 503i64)));
+    assert!(
+        span.events[1]
+            .attributes
+            .contains(&KeyValue::new("exception.message", "upstream unavailable"))
+    );
+    assert!(
+        span.events[1]
+            .attributes
+            .contains(&KeyValue::new("code", 503i64))
+    );
 }
 
 #[test]
@@ -152,7 +172,10 @@ fn durations_and_timestamps_come_from_the_stores_clock() {
     });
     let span = &store.spans(store.recent_traces(&TraceFilter::default())[0].trace_id)[0];
     assert_eq!(span.duration_nanos(), 500_000_000);
-    assert_eq!(span.events[0].time_unix_nanos - span.start_unix_nanos, 250_000_000);
+    assert_eq!(
+        span.events[0].time_unix_nanos - span.start_unix_nanos,
+        250_000_000
+    );
 }
 
 #[test]
@@ -174,11 +197,20 @@ fn manual_spans_nest_and_carry_runtime_attributes_and_status() {
     let tree = store.get_trace(trace.trace_id).unwrap();
     let root = &tree.roots[0];
     assert_eq!(root.span.status, SpanStatus::Ok);
-    assert_eq!(root.span.attribute("agent"), Some(&AttributeValue::from("researcher")));
+    assert_eq!(
+        root.span.attribute("agent"),
+        Some(&AttributeValue::from("researcher"))
+    );
     let tool = &root.children[0].span;
     assert_eq!(tool.name, "tool:search");
-    assert_eq!(tool.attribute("dynamic.7"), Some(&AttributeValue::Bool(true)));
-    assert_eq!(tool.attribute("query.length"), Some(&AttributeValue::Int(42)));
+    assert_eq!(
+        tool.attribute("dynamic.7"),
+        Some(&AttributeValue::Bool(true))
+    );
+    assert_eq!(
+        tool.attribute("query.length"),
+        Some(&AttributeValue::Int(42))
+    );
     assert_eq!(tool.status, SpanStatus::error("connection reset"));
     assert_eq!(tool.events[0].name, "exception");
 }
@@ -186,7 +218,9 @@ fn manual_spans_nest_and_carry_runtime_attributes_and_status() {
 #[test]
 fn a_remote_parent_puts_the_span_in_the_callers_trace() {
     let store = store_with(ManualClock::new(), Duration::from_secs(3600), 1000);
-    let remote = TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
+    let remote =
+        TraceContext::from_traceparent("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")
+            .unwrap();
     tracing::subscriber::with_default(subscriber(&store), || {
         let handler = tracing::info_span!("handle_message");
         handler.set_parent(&remote);
@@ -288,19 +322,44 @@ fn recent_traces_filter_by_name_error_duration_and_limit() {
         }
     });
     let names = |f: TraceFilter| -> Vec<String> {
-        store.recent_traces(&f).into_iter().map(|t| t.root_name).collect()
+        store
+            .recent_traces(&f)
+            .into_iter()
+            .map(|t| t.root_name)
+            .collect()
     };
-    assert_eq!(names(TraceFilter::default()), ["chat_fast", "search", "chat"]);
     assert_eq!(
-        names(TraceFilter { name_contains: Some("chat".into()), ..Default::default() }),
+        names(TraceFilter::default()),
+        ["chat_fast", "search", "chat"]
+    );
+    assert_eq!(
+        names(TraceFilter {
+            name_contains: Some("chat".into()),
+            ..Default::default()
+        }),
         ["chat_fast", "chat"]
     );
-    assert_eq!(names(TraceFilter { has_error: Some(true), ..Default::default() }), ["search"]);
     assert_eq!(
-        names(TraceFilter { min_duration_nanos: Some(200_000_000), ..Default::default() }),
+        names(TraceFilter {
+            has_error: Some(true),
+            ..Default::default()
+        }),
+        ["search"]
+    );
+    assert_eq!(
+        names(TraceFilter {
+            min_duration_nanos: Some(200_000_000),
+            ..Default::default()
+        }),
         ["chat_fast", "search"]
     );
-    assert_eq!(names(TraceFilter { limit: Some(1), ..Default::default() }), ["chat_fast"]);
+    assert_eq!(
+        names(TraceFilter {
+            limit: Some(1),
+            ..Default::default()
+        }),
+        ["chat_fast"]
+    );
 }
 
 #[test]

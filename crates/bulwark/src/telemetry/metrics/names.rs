@@ -60,6 +60,64 @@ pub const TELEMETRY_SPANS_EXPORTED_TOTAL: &str = "bulwark_telemetry_spans_export
 /// Counter `{}`: export batches that failed.
 pub const TELEMETRY_EXPORT_FAILURES_TOTAL: &str = "bulwark_telemetry_export_failures_total";
 
+/// Descriptions of Bulwark's own metrics, shown as `# HELP`.
+pub const BUILTIN_HELP: &[(&str, &str)] = &[
+    (RATELIMIT_ALLOWED_TOTAL, "Requests a rate limiter admitted."),
+    (RATELIMIT_REJECTED_TOTAL, "Requests a rate limiter refused."),
+    (
+        RATELIMIT_AVAILABLE_TOKENS,
+        "Whole tokens left in a rate limiter's bucket after its latest decision.",
+    ),
+    (
+        CIRCUITBREAKER_STATE,
+        "1 for a circuit breaker's current state, 0 for its other states.",
+    ),
+    (
+        CIRCUITBREAKER_CALLS_SECONDS,
+        "Duration of calls a circuit breaker let through, by outcome.",
+    ),
+    (
+        CIRCUITBREAKER_NOT_PERMITTED_CALLS_TOTAL,
+        "Calls a circuit breaker refused without running them.",
+    ),
+    (
+        CIRCUITBREAKER_TRANSITIONS_TOTAL,
+        "Circuit breaker state transitions.",
+    ),
+    (
+        CHECKPOINT_SAVE_SECONDS,
+        "Duration of durable checkpoint saves.",
+    ),
+    (
+        CHECKPOINT_LOAD_SECONDS,
+        "Duration of verified checkpoint loads.",
+    ),
+    (
+        CHECKPOINT_BYTES,
+        "Checkpoint sizes, as stored and uncompressed.",
+    ),
+    (
+        CHECKPOINT_CORRUPTIONS_TOTAL,
+        "Checkpoints that failed verification.",
+    ),
+    (
+        CHECKPOINT_ERRORS_TOTAL,
+        "Checkpoint operations that failed for a reason other than corruption.",
+    ),
+    (
+        TELEMETRY_SPANS_DROPPED_TOTAL,
+        "Finished spans dropped because the OTLP export queue was full.",
+    ),
+    (
+        TELEMETRY_SPANS_EXPORTED_TOTAL,
+        "Spans sent to the OTLP endpoint.",
+    ),
+    (
+        TELEMETRY_EXPORT_FAILURES_TOTAL,
+        "OTLP export batches that failed.",
+    ),
+];
+
 fn counter(registry: &MetricsRegistry, name: &str, labels: &[(&str, &str)]) -> Counter {
     registry
         .counter(name, labels)

@@ -6,7 +6,7 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
-use super::names::OVERFLOW_TOTAL;
+use super::names::{BUILTIN_HELP, OVERFLOW_TOTAL};
 use super::registry::{Cell, MetricKind, MetricsRegistry, overflow_labels};
 
 /// Every metric at one instant.
@@ -145,7 +145,12 @@ impl MetricsRegistry {
                 MetricSnapshot {
                     name: name.clone(),
                     kind: family.kind,
-                    help: help.get(name).cloned(),
+                    help: help.get(name).cloned().or_else(|| {
+                        BUILTIN_HELP
+                            .iter()
+                            .find(|(n, _)| n == name)
+                            .map(|(_, h)| (*h).to_owned())
+                    }),
                     series,
                     overflowed: family.folded.load(Ordering::Relaxed),
                 }
@@ -222,8 +227,17 @@ impl MetricsSnapshot {
                 }
                 _ => metric.name.clone(),
             };
-            if let Some(help) = &metric.help {
-                let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+            match &metric.help {
+                Some(help) => {
+                    let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
+                }
+                None => {
+                    let _ = writeln!(
+                        out,
+                        "# HELP {name} {} (no description registered)",
+                        metric.name
+                    );
+                }
             }
             let _ = writeln!(out, "# TYPE {name} {}", metric.kind.as_str());
             for series in &metric.series {
