@@ -9,11 +9,13 @@
 //! | [`breaker`] | circuit breakers: [`CircuitBreaker`](breaker::CircuitBreaker) with strict half-open admission, a registry, listeners, a tower layer |
 //! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), a filesystem store |
 //! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer |
+//! | [`telemetry`] | W3C-id spans from `tracing` in a bounded [`TraceStore`](telemetry::TraceStore), `traceparent` propagation, a metrics registry (Prometheus text, JSON), OTLP export |
 //!
 //! ## Feature flags
 //!
 //! * `macros` (default): the `#[rate_limit]` attribute macro.
 //! * `axum`: the client-IP key extractor also reads axum's `ConnectInfo<SocketAddr>`.
+//! * `otlp`: OTLP span export (HTTP/protobuf or gRPC) from [`telemetry`].
 //!
 //! ```
 //! use bulwark::ratelimit::{RateLimitConfig, RateLimiter};
@@ -29,6 +31,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod ratelimit;
 mod sync;
+pub mod telemetry;
 
 #[cfg(feature = "macros")]
 pub use bulwark_macros::{circuit_breaker, rate_limit};

@@ -1,0 +1,394 @@
+//! The `tracing` layer that turns spans into W3C-identified, stored and exported spans.
+//!
+//! The registry owns span lifetimes and the parent/child hierarchy (explicit parents, the
+//! current span, spans entered on another thread or carried into a task by `.instrument`), so
+//! the layer only reads it: a new span takes its parent's trace id and links to its parent's
+//! span id, or starts a new trace. Its record lives in the registry's per-span extensions
+//! until the span closes; then it becomes an immutable [`FinishedSpan`] shared (one `Arc`)
+//! by the store and every sink.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tracing::field::{Field, Visit};
+use tracing::span::{Attributes, Id, Record};
+use tracing::{Event, Level, Subscriber};
+use tracing_subscriber::layer::Context;
+use tracing_subscriber::registry::{LookupSpan, Registry};
+
+use super::ids::{SpanId, TraceId};
+use super::model::{AttributeValue, FinishedSpan, KeyValue, SpanEvent, SpanKind, SpanStatus};
+use super::store::TraceStore;
+use crate::clock::{Clock, MonotonicClock};
+
+/// Attributes, and separately events, a span keeps at most; the rest are counted in
+/// [`FinishedSpan::dropped`].
+pub const MAX_ATTRIBUTES_PER_SPAN: usize = 128;
+/// Events a span keeps at most.
+pub const MAX_EVENTS_PER_SPAN: usize = 128;
+
+/// Receives every finished span (an exporter, a test probe). Called on the thread that closed
+/// the span, so implementations must be quick: queue the span, do not send it.
+pub trait SpanSink: Send + Sync + 'static {
+    /// A span has ended.
+    fn on_end(&self, span: &Arc<FinishedSpan>);
+}
+
+impl<F> SpanSink for F
+where
+    F: Fn(&Arc<FinishedSpan>) + Send + Sync + 'static,
+{
+    fn on_end(&self, span: &Arc<FinishedSpan>) {
+        self(span)
+    }
+}
+
+/// A [`tracing_subscriber::Layer`] that gives spans W3C ids and hands finished spans to a
+/// [`TraceStore`] and to sinks (the OTLP exporter).
+///
+/// It needs [`tracing_subscriber::Registry`] underneath (the usual
+/// `tracing_subscriber::registry().with(layer)`), which [`SpanExt`](super::SpanExt) also relies on.
+pub struct TelemetryLayer<C: Clock = MonotonicClock> {
+    store: Option<TraceStore<C>>,
+    sinks: Vec<Arc<dyn SpanSink>>,
+    clock: C,
+    /// Unix time, in nanoseconds, at the clock's origin.
+    wall_base: u64,
+    unix_now: UnixNow,
+}
+
+impl<C: Clock> fmt::Debug for TelemetryLayer<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("TelemetryLayer")
+            .field("store", &self.store)
+            .field("sinks", &self.sinks.len())
+            .finish()
+    }
+}
+
+impl<C: Clock> TelemetryLayer<C> {
+    /// A layer storing finished spans in `store`, timed on the store's clock.
+    pub fn new(store: TraceStore<C>) -> Self {
+        let clock = store.clock().clone();
+        let mut layer = Self::without_store(clock);
+        layer.store = Some(store);
+        layer
+    }
+
+    /// A layer that keeps no spans itself and only feeds its sinks.
+    pub fn without_store(clock: C) -> Self {
+        let now_unix = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+            .unwrap_or(0);
+        let wall_base = now_unix.saturating_sub(clock.now_nanos());
+        let reader = clock.clone();
+        Self {
+            wall_base,
+            unix_now: Arc::new(move || wall_base.saturating_add(reader.now_nanos())),
+            store: None,
+            sinks: Vec::new(),
+            clock,
+        }
+    }
+
+    /// Also hands every finished span to `sink`.
+    pub fn with_sink(mut self, sink: Arc<dyn SpanSink>) -> Self {
+        self.sinks.push(sink);
+        self
+    }
+
+    /// The store this layer fills, if any.
+    pub fn store(&self) -> Option<&TraceStore<C>> {
+        self.store.as_ref()
+    }
+
+    #[inline]
+    fn now_unix(&self) -> u64 {
+        self.wall_base.saturating_add(self.clock.now_nanos())
+    }
+}
+
+/// What the layer knows about a span that has not closed yet.
+pub(crate) struct SpanRecord {
+    pub(crate) trace_id: TraceId,
+    pub(crate) span_id: SpanId,
+    pub(crate) parent: Option<SpanId>,
+    pub(crate) parent_is_remote: bool,
+    pub(crate) sampled: bool,
+    pub(crate) trace_state: Option<String>,
+    name: Cow<'static, str>,
+    kind: SpanKind,
+    target: &'static str,
+    start_unix: u64,
+    attributes: Vec<KeyValue>,
+    events: Vec<SpanEvent>,
+    status: SpanStatus,
+    dropped: u32,
+    /// Unix time now on the layer's clock, for events added through `SpanExt`.
+    now: UnixNow,
+}
+
+type UnixNow = Arc<dyn Fn() -> u64 + Send + Sync>;
+
+impl SpanRecord {
+    pub(crate) fn set_attribute(&mut self, key: Cow<'static, str>, value: AttributeValue) {
+        match key.as_ref() {
+            "otel.name" => self.name = Cow::Owned(value.to_string()),
+            "otel.kind" | "span.kind" => {
+                if let Some(kind) = SpanKind::parse(&value.to_string()) {
+                    self.kind = kind;
+                }
+            }
+            "otel.status_code" => match value.to_string().to_ascii_lowercase().as_str() {
+                "ok" => self.status = SpanStatus::Ok,
+                "error" => {
+                    if !self.status.is_error() {
+                        self.status = SpanStatus::error("");
+                    }
+                }
+                _ => {}
+            },
+            "otel.status_message" => {
+                self.status = SpanStatus::error(value.to_string());
+            }
+            _ => {
+                if self.attributes.len() < MAX_ATTRIBUTES_PER_SPAN {
+                    self.attributes.push(KeyValue { key, value });
+                } else {
+                    self.dropped = self.dropped.saturating_add(1);
+                }
+            }
+        }
+    }
+
+    pub(crate) fn set_status(&mut self, status: SpanStatus) {
+        self.status = status;
+    }
+
+    pub(crate) fn now_unix(&self) -> u64 {
+        (self.now)()
+    }
+
+    pub(crate) fn add_event(&mut self, event: SpanEvent) {
+        if self.events.len() < MAX_EVENTS_PER_SPAN {
+            self.events.push(event);
+        } else {
+            self.dropped = self.dropped.saturating_add(1);
+        }
+    }
+
+    /// Records an error: an `exception` event and, unless the span was marked OK, an error status.
+    pub(crate) fn record_exception(&mut self, message: String, extra: Vec<KeyValue>) {
+        let mut attributes = Vec::with_capacity(extra.len() + 1);
+        attributes.push(KeyValue::new("exception.message", message.clone()));
+        attributes.extend(extra);
+        let time_unix_nanos = self.now_unix();
+        self.add_event(SpanEvent {
+            name: Cow::Borrowed("exception"),
+            time_unix_nanos,
+            attributes,
+        });
+        if self.status != SpanStatus::Ok {
+            self.status = SpanStatus::Error { message };
+        }
+    }
+}
+
+struct SpanFields<'a>(&'a mut SpanRecord);
+
+impl Visit for SpanFields<'_> {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.0
+            .set_attribute(Cow::Borrowed(field.name()), value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.0
+            .set_attribute(Cow::Borrowed(field.name()), value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.0
+            .set_attribute(Cow::Borrowed(field.name()), value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.0
+            .set_attribute(Cow::Borrowed(field.name()), value.into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.0
+            .set_attribute(Cow::Borrowed(field.name()), value.to_owned().into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.0
+            .set_attribute(Cow::Borrowed(field.name()), value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.0
+            .set_attribute(Cow::Borrowed(field.name()), format!("{value:?}").into());
+    }
+}
+
+#[derive(Default)]
+struct EventFields {
+    message: Option<String>,
+    attributes: Vec<KeyValue>,
+}
+
+impl EventFields {
+    fn push(&mut self, field: &Field, value: AttributeValue) {
+        if field.name() == "message" {
+            self.message = Some(value.to_string());
+        } else {
+            self.attributes.push(KeyValue {
+                key: Cow::Borrowed(field.name()),
+                value,
+            });
+        }
+    }
+}
+
+impl Visit for EventFields {
+    fn record_bool(&mut self, field: &Field, value: bool) {
+        self.push(field, value.into());
+    }
+    fn record_i64(&mut self, field: &Field, value: i64) {
+        self.push(field, value.into());
+    }
+    fn record_u64(&mut self, field: &Field, value: u64) {
+        self.push(field, value.into());
+    }
+    fn record_f64(&mut self, field: &Field, value: f64) {
+        self.push(field, value.into());
+    }
+    fn record_str(&mut self, field: &Field, value: &str) {
+        self.push(field, value.to_owned().into());
+    }
+    fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
+        self.push(field, value.to_string().into());
+    }
+    fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
+        self.push(field, format!("{value:?}").into());
+    }
+}
+
+impl<S, C> tracing_subscriber::Layer<S> for TelemetryLayer<C>
+where
+    S: Subscriber + for<'a> LookupSpan<'a>,
+    C: Clock,
+{
+    fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let parent = span.parent().and_then(|parent| {
+            parent
+                .extensions()
+                .get::<SpanRecord>()
+                .map(|p| (p.trace_id, p.span_id, p.sampled, p.trace_state.clone()))
+        });
+        let (trace_id, parent_id, sampled, trace_state) = match parent {
+            Some((trace, span, sampled, state)) => (trace, Some(span), sampled, state),
+            None => (TraceId::random(), None, true, None),
+        };
+        let mut record = SpanRecord {
+            trace_id,
+            span_id: SpanId::random(),
+            parent: parent_id,
+            parent_is_remote: false,
+            sampled,
+            trace_state,
+            name: Cow::Borrowed(attrs.metadata().name()),
+            kind: SpanKind::Internal,
+            target: attrs.metadata().target(),
+            start_unix: self.now_unix(),
+            attributes: Vec::with_capacity(attrs.fields().len()),
+            events: Vec::new(),
+            status: SpanStatus::Unset,
+            dropped: 0,
+            now: Arc::clone(&self.unix_now),
+        };
+        attrs.record(&mut SpanFields(&mut record));
+        span.extensions_mut().insert(record);
+    }
+
+    fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(id) else { return };
+        let mut extensions = span.extensions_mut();
+        if let Some(record) = extensions.get_mut::<SpanRecord>() {
+            values.record(&mut SpanFields(record));
+        }
+    }
+
+    fn on_event(&self, event: &Event<'_>, ctx: Context<'_, S>) {
+        let Some(span) = ctx.event_span(event) else {
+            return;
+        };
+        let mut fields = EventFields::default();
+        event.record(&mut fields);
+        let mut extensions = span.extensions_mut();
+        let Some(record) = extensions.get_mut::<SpanRecord>() else {
+            return;
+        };
+        if *event.metadata().level() == Level::ERROR {
+            let message = fields
+                .message
+                .unwrap_or_else(|| event.metadata().name().to_owned());
+            record.record_exception(message, fields.attributes);
+        } else {
+            let name = fields
+                .message
+                .map_or(Cow::Borrowed(event.metadata().name()), Cow::Owned);
+            let time_unix_nanos = self.now_unix();
+            record.add_event(SpanEvent {
+                name,
+                time_unix_nanos,
+                attributes: fields.attributes,
+            });
+        }
+    }
+
+    fn on_close(&self, id: Id, ctx: Context<'_, S>) {
+        let Some(span) = ctx.span(&id) else { return };
+        let Some(record) = span.extensions_mut().remove::<SpanRecord>() else {
+            return;
+        };
+        let end = self.now_unix();
+        let finished = Arc::new(FinishedSpan {
+            trace_id: record.trace_id,
+            span_id: record.span_id,
+            parent_span_id: record.parent,
+            parent_is_remote: record.parent_is_remote,
+            name: record.name,
+            kind: record.kind,
+            target: record.target,
+            start_unix_nanos: record.start_unix,
+            end_unix_nanos: end.max(record.start_unix),
+            attributes: record.attributes,
+            events: record.events,
+            status: record.status,
+            trace_state: record.trace_state,
+            dropped: record.dropped,
+        });
+        for sink in &self.sinks {
+            sink.on_end(&finished);
+        }
+        if let Some(store) = &self.store {
+            store.insert(finished);
+        }
+    }
+}
+
+/// Runs `f` on the layer's record of `span`, when `span` is live in a subscriber built on
+/// [`Registry`] with a [`TelemetryLayer`].
+pub(crate) fn with_record<R>(
+    span: &tracing::Span,
+    f: impl FnOnce(&mut SpanRecord) -> R,
+) -> Option<R> {
+    span.with_subscriber(|(id, dispatch)| {
+        let registry = dispatch.downcast_ref::<Registry>()?;
+        let data = registry.span(id)?;
+        let mut extensions = data.extensions_mut();
+        extensions.get_mut::<SpanRecord>().map(f)
+    })
+    .flatten()
+}
