@@ -33,6 +33,7 @@ pub mod error;
 pub mod extract;
 pub mod serve;
 pub mod state;
+pub mod telemetry;
 pub mod workflow;
 
 pub use api::router;

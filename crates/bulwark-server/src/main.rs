@@ -28,8 +28,8 @@ async fn main() -> anyhow::Result<()> {
     match Cli::parse().command {
         Command::Serve(args) => {
             let config = args.config()?;
-            bulwark_server::serve::init_logging(&config)?;
-            bulwark_server::serve::run(config).await
+            let telemetry = bulwark_server::serve::init_telemetry(&config)?;
+            bulwark_server::serve::run(config, &telemetry).await
         }
         Command::Checkpoints(args) => {
             tracing_subscriber::fmt()

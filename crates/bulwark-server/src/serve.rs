@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use bulwark::telemetry::{OtlpConfig, TelemetryConfig, TelemetryGuard, TraceStoreConfig};
+
 use crate::config::{Config, Overrides};
 use crate::state::AppState;
 
@@ -65,20 +67,32 @@ impl ServeArgs {
     }
 }
 
-/// Installs logging for the process.
-pub fn init_logging(config: &Config) -> anyhow::Result<()> {
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.telemetry.log_filter)
-        .with_context(|| format!("invalid log filter {:?}", config.telemetry.log_filter))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .try_init()
-        .map_err(|error| anyhow::anyhow!("cannot install the logger: {error}"))
+/// Installs telemetry for the process: logs to stderr, W3C-id spans into the in-memory
+/// trace store (and OTLP when configured), the metrics registry. Drop the guard last: it
+/// flushes the exporter.
+pub fn init_telemetry(config: &Config) -> anyhow::Result<TelemetryGuard> {
+    let mut telemetry = TelemetryConfig::default();
+    telemetry.service_name = config.telemetry.service_name.clone();
+    telemetry.filter = Some(config.telemetry.log_filter.clone());
+    telemetry.store = TraceStoreConfig {
+        ttl: config.telemetry.trace_ttl,
+        max_spans: config.telemetry.max_spans,
+    };
+    telemetry.apply_env();
+    if let Some(endpoint) = &config.telemetry.otlp_endpoint {
+        let otlp = OtlpConfig {
+            endpoint: Some(endpoint.clone()),
+            ..OtlpConfig::default()
+        };
+        telemetry.otlp = Some(otlp);
+    }
+    bulwark::telemetry::init(telemetry).context("cannot start telemetry")
 }
 
 /// Runs the server until SIGINT or SIGTERM, then lets in-flight requests and workflow runs
-/// finish (up to `server.shutdown_grace`).
-pub async fn run(config: Config) -> anyhow::Result<()> {
-    let state = AppState::from_config(&config).await?;
+/// finish (up to `server.shutdown_grace`) and flushes spans.
+pub async fn run(config: Config, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
+    let state = AppState::from_parts(&config, telemetry.telemetry().clone()).await?;
     let app = crate::router(state.clone());
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -113,6 +127,7 @@ pub async fn run(config: Config) -> anyhow::Result<()> {
     if left > 0 {
         tracing::warn!(left, "workflow runs still running at exit");
     }
+    telemetry.flush();
     tracing::info!("stopped");
     Ok(())
 }

@@ -14,6 +14,10 @@ use crate::config::Config;
 use bulwark::breaker::{BreakerRegistry, CircuitBreakerConfig};
 use bulwark::checkpoint::{CheckpointError, StateCheckpointManager};
 
+use bulwark::telemetry::metrics::{MetricsConfig, MetricsRegistry};
+use bulwark::telemetry::observers::RateLimitMetrics;
+use bulwark::telemetry::{SpanExt, Telemetry, TraceStore, TraceStoreConfig};
+
 use crate::workflow::{BreakerGuard, DependencyGuard, WorkflowRegistry, demo_workflow};
 
 /// The name of the keyed limiter on workflow runs (one bucket per `workflow_id`).
@@ -73,6 +77,7 @@ struct Inner {
     checkpoints: StateCheckpointManager,
     breakers: Arc<BreakerRegistry>,
     guard: Arc<BreakerGuard>,
+    telemetry: Telemetry,
     running: Mutex<HashSet<String>>,
     tasks: TaskTracker,
     health_probe: Mutex<Option<(Instant, Result<(), String>)>>,
@@ -90,6 +95,17 @@ impl AppState {
     /// State built from `config`: creates the data and checkpoint folders, the workflow
     /// limiter and the registry holding the demo workflow.
     pub async fn from_config(config: &Config) -> Result<Self, StateError> {
+        let store = TraceStore::new(TraceStoreConfig {
+            ttl: config.telemetry.trace_ttl,
+            max_spans: config.telemetry.max_spans,
+        });
+        let metrics = MetricsRegistry::new(MetricsConfig::default());
+        Self::from_parts(config, Telemetry::new(store, metrics)).await
+    }
+
+    /// State built from `config` around an existing trace store and metrics registry (the
+    /// ones `bulwark::telemetry::init` installed for the process, for `bulwark serve`).
+    pub async fn from_parts(config: &Config, telemetry: Telemetry) -> Result<Self, StateError> {
         use crate::config::CheckpointBackend;
         if config.checkpoints.backend != CheckpointBackend::Fs {
             return Err(StateError::Unsupported(
@@ -109,11 +125,16 @@ impl AppState {
         }
         let checkpoints = StateCheckpointManager::open(&checkpoint_dir).await?;
         let breakers = Arc::new(BreakerRegistry::new());
+        breakers.add_listener(Arc::new(crate::telemetry::BreakerMetricsListener::new(
+            telemetry.metrics(),
+        )));
         let guard = Arc::new(BreakerGuard {
             registry: Arc::clone(&breakers),
             config: config.breakers,
         });
-        let ratelimiters = Arc::new(RateLimiterRegistry::new());
+        let ratelimiters = Arc::new(RateLimiterRegistry::with_observer(Arc::new(
+            RateLimitMetrics::new(telemetry.metrics()),
+        )));
         let limit = RateLimitConfig::new(
             config.ratelimit.workflow_max_requests,
             config.ratelimit.workflow_window,
@@ -158,6 +179,7 @@ impl AppState {
                 checkpoints,
                 breakers,
                 guard,
+                telemetry,
                 running: Mutex::default(),
                 tasks: TaskTracker::default(),
                 health_probe: Mutex::default(),
@@ -243,18 +265,35 @@ impl AppState {
         self.inner.guard.clone()
     }
 
+    /// The in-memory trace store the trace endpoints read.
+    pub fn trace_store(&self) -> &TraceStore {
+        self.inner.telemetry.store()
+    }
+
+    /// The metrics registry the metrics endpoints render.
+    pub fn metrics(&self) -> &MetricsRegistry {
+        self.inner.telemetry.metrics()
+    }
+
     pub(crate) fn record_step(&self, workflow: &str, step: &str, ok: bool, elapsed: Duration) {
-        tracing::debug!(
-            workflow,
-            step,
-            ok,
-            elapsed_ms = elapsed.as_millis() as u64,
-            "step done"
-        );
+        use crate::telemetry::{WORKFLOW_STEP_SECONDS, WORKFLOW_STEPS_TOTAL};
+        let outcome = if ok { "completed" } else { "failed" };
+        let labels = [("workflow", workflow), ("step", step), ("outcome", outcome)];
+        let metrics = self.metrics();
+        if let Err(error) = metrics.increment_counter(WORKFLOW_STEPS_TOTAL, &labels) {
+            tracing::debug!(%error, "step counter refused");
+        }
+        if let Err(error) =
+            metrics.record_histogram(WORKFLOW_STEP_SECONDS, elapsed.as_secs_f64(), &labels[..2])
+        {
+            tracing::debug!(%error, "step histogram refused");
+        }
     }
 
     pub(crate) fn current_trace_id(&self) -> Option<String> {
-        None
+        tracing::Span::current()
+            .trace_context()
+            .map(|context| context.trace_id.to_string())
     }
 
     pub(crate) fn tasks(&self) -> &TaskTracker {

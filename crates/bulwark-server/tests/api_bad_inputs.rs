@@ -268,6 +268,36 @@ fn cases() -> Vec<Case> {
             ("content-type", "application/json"),
         ])
         .json_body_raw(r#"{"keep_last": 0}"#),
+        // Traces and metrics.
+        case(
+            "malformed trace id",
+            "GET",
+            "/api/observability/traces/nothex",
+            400,
+            "bad_request",
+        ),
+        case(
+            "traversal trace id",
+            "GET",
+            "/api/observability/traces/..%2F..%2Fetc%2Fpasswd",
+            400,
+            "bad_request",
+        ),
+        case(
+            "unknown trace",
+            "GET",
+            "/api/observability/traces/4bf92f3577b34da6a3ce929d0e0e4736",
+            404,
+            "not_found",
+        ),
+        case(
+            "metrics reset without token",
+            "POST",
+            "/api/observability/metrics/reset",
+            401,
+            "unauthorized",
+        )
+        .headers(vec![]),
         // Breakers.
         case(
             "unknown breaker",

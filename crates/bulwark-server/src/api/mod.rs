@@ -4,8 +4,10 @@
 mod breakers;
 mod checkpoints;
 mod health;
+mod metrics;
 pub mod openapi;
 mod ratelimiters;
+mod traces;
 mod workflows;
 
 use axum::Router;
@@ -13,6 +15,7 @@ use axum::extract::DefaultBodyLimit;
 use axum::middleware;
 use axum::routing::{get, post};
 use bulwark::checkpoint::CheckpointError;
+use bulwark::telemetry::TraceContextLayer;
 
 use crate::error::{ApiError, json_errors};
 use crate::state::AppState;
@@ -49,6 +52,10 @@ pub fn observability_routes() -> Router<AppState> {
             "/checkpoints/{checkpoint_id}",
             get(checkpoints::show).delete(checkpoints::delete),
         )
+        .route("/traces", get(traces::list))
+        .route("/traces/{trace_id}", get(traces::show))
+        .route("/metrics", get(metrics::snapshot))
+        .route("/metrics/reset", post(metrics::reset))
         .route("/circuit-breakers", get(breakers::list))
         .route("/circuit-breakers/{name}", get(breakers::show))
         .route("/circuit-breakers/{name}/reset", post(breakers::reset))
@@ -65,6 +72,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/observability", observability_routes())
         .nest("/api/workflows", workflows)
         .route("/api/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::prometheus))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -73,5 +81,10 @@ pub fn router(state: AppState) -> Router {
         ))
         .layer(DefaultBodyLimit::max(state.body_limit()))
         .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::observe,
+        ))
+        .layer(TraceContextLayer::new())
         .with_state(state)
 }

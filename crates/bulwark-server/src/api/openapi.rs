@@ -5,7 +5,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{breakers, checkpoints, health, ratelimiters, workflows};
+use super::{breakers, checkpoints, health, metrics, ratelimiters, traces, workflows};
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// The API's OpenAPI document.
@@ -19,6 +19,11 @@ use crate::error::{ErrorBody, ErrorDetail};
         checkpoints::show,
         checkpoints::delete,
         checkpoints::cleanup,
+        traces::list,
+        traces::show,
+        metrics::snapshot,
+        metrics::reset,
+        metrics::prometheus,
         breakers::list,
         breakers::show,
         breakers::reset,
@@ -31,6 +36,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         (name = "observability", description = "State of the rate limiters, breakers, checkpoints and telemetry"),
         (name = "checkpoints", description = "Durable, verified checkpoints of workflow state"),
         (name = "circuit-breakers", description = "The breakers around workflow dependencies"),
+        (name = "telemetry", description = "Traces and metrics"),
         (name = "workflows", description = "Hardened workflow runs"),
     )
 )]

@@ -238,3 +238,10 @@ pub fn serve(args: &[&str], env: &[(&str, &str)]) -> Server {
     wait_ready(port);
     server
 }
+
+/// Routes this thread's spans into the app's trace store (tokio tests run on one thread).
+pub fn traced(app: &App) -> tracing::subscriber::DefaultGuard {
+    use tracing_subscriber::layer::SubscriberExt;
+    let layer = bulwark::telemetry::TelemetryLayer::new(app.state.trace_store().clone());
+    tracing::subscriber::set_default(tracing_subscriber::registry().with(layer))
+}
