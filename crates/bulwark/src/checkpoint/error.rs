@@ -177,6 +177,16 @@ pub enum StoreError {
         /// The join error.
         reason: String,
     },
+    /// A fenced save expected the workflow's newest checkpoint to be `expected`, but another
+    /// writer had saved `actual` first; nothing was stored.
+    #[error("checkpoint conflict: expected the workflow's newest checkpoint to be {}, found {}",
+        display_opt(.expected), display_opt(.actual))]
+    Conflict {
+        /// The newest checkpoint the writer expected (`None`: an empty history).
+        expected: Option<CheckpointId>,
+        /// The newest checkpoint found (`None`: an empty history).
+        actual: Option<CheckpointId>,
+    },
     /// Any other backend failure (a database error, say).
     #[error("checkpoint store: {0}")]
     Backend(String),
@@ -281,4 +291,8 @@ impl CheckpointError {
     pub fn is_corruption(&self) -> bool {
         matches!(self, Self::Corrupt { .. })
     }
+}
+
+fn display_opt(id: &Option<CheckpointId>) -> String {
+    id.map_or_else(|| "none".to_owned(), |id| id.to_string())
 }

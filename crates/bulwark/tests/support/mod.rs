@@ -30,3 +30,34 @@ pub fn unique_prefix(test: &str) -> String {
         .unwrap_or(0);
     format!("bulwark-test:{test}:{}:{nanos}", std::process::id())
 }
+
+/// The PostgreSQL the suite talks to: `BULWARK_POSTGRES_URL`, default the local server.
+pub fn postgres_url() -> String {
+    std::env::var("BULWARK_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
+}
+
+/// Creates a fresh schema and returns a URL whose connections use it, so each test sees
+/// empty tables and its own migrations. `None` (or a panic in CI) when PostgreSQL is down.
+#[cfg(feature = "postgres")]
+pub async fn fresh_postgres_schema(test: &str) -> Option<String> {
+    let base = postgres_url();
+    let (client, connection) = match tokio_postgres::connect(&base, tokio_postgres::NoTls).await {
+        Ok(pair) => pair,
+        Err(error) => return unavailable("postgresql", error),
+    };
+    tokio::spawn(connection);
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let schema = format!("bulwark_test_{test}_{}_{nanos}", std::process::id());
+    client
+        .batch_execute(&format!("CREATE SCHEMA {schema}"))
+        .await
+        .unwrap();
+    let separator = if base.contains('?') { '&' } else { '?' };
+    Some(format!(
+        "{base}{separator}options=-c%20search_path%3D{schema}"
+    ))
+}

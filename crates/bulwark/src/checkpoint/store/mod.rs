@@ -18,8 +18,12 @@ use super::metadata::CheckpointMetadata;
 mod fs;
 mod index;
 pub mod io;
+#[cfg(feature = "postgres")]
+mod postgres;
 
 pub use fs::{FsStore, FsStoreOptions, RebuildReport};
+#[cfg(feature = "postgres")]
+pub use postgres::{PostgresStore, PostgresStoreOptions};
 
 /// A place to keep checkpoint envelopes. Object safe: the server holds an
 /// `Arc<dyn CheckpointStore>`.
@@ -44,6 +48,38 @@ pub trait CheckpointStore: Send + Sync + fmt::Debug + 'static {
 
     /// Metadata of the checkpoints matching `filter`, ordered by id.
     async fn list(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError>;
+
+    /// Stores `envelope` only if the newest checkpoint of its (agent, workflow) is
+    /// `expected_latest` (`None`: the workflow has none yet); otherwise fails with
+    /// [`StoreError::Conflict`] and stores nothing. This is how two writers of one workflow
+    /// avoid silently forking its history.
+    ///
+    /// The default implementation checks, then stores: atomic against other tasks only when
+    /// the caller serialises saves per workflow, as the manager does in one process. Stores
+    /// shared between processes (PostgreSQL) override it with an atomic check-and-store.
+    async fn put_fenced(
+        &self,
+        metadata: &CheckpointMetadata,
+        envelope: Vec<u8>,
+        expected_latest: Option<&CheckpointId>,
+    ) -> Result<(), StoreError> {
+        let filter = ListFilter::workflow(&metadata.agent_id, &metadata.workflow_id)
+            .newest_first()
+            .limit(1);
+        let actual = self.list(&filter).await?.items.first().map(|m| m.id);
+        if actual.as_ref() != expected_latest {
+            return Err(StoreError::Conflict {
+                expected: expected_latest.copied(),
+                actual,
+            });
+        }
+        self.put(metadata, envelope).await
+    }
+
+    /// Whether the store answers now (a health check); the default is `true`.
+    async fn ping(&self) -> Result<(), StoreError> {
+        Ok(())
+    }
 
     /// Deletes `id` durably; `Ok(false)` when it did not exist.
     async fn delete(&self, id: &CheckpointId) -> Result<bool, StoreError>;
