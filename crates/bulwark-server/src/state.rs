@@ -12,7 +12,8 @@ use tokio::sync::Notify;
 
 use crate::config::Config;
 use bulwark::breaker::{BreakerRegistry, CircuitBreakerConfig};
-use bulwark::checkpoint::{CheckpointError, StateCheckpointManager};
+use bulwark::checkpoint::store::{PostgresStore, PostgresStoreOptions};
+use bulwark::checkpoint::{CheckpointError, ListFilter, StateCheckpointManager};
 
 use bulwark::telemetry::metrics::{MetricsConfig, MetricsRegistry};
 use bulwark::telemetry::observers::RateLimitMetrics;
@@ -75,6 +76,7 @@ struct Inner {
     workflows: WorkflowRegistry,
     run_settings: RunSettings,
     checkpoints: StateCheckpointManager,
+    checkpoint_backend: &'static str,
     breakers: Arc<BreakerRegistry>,
     guard: Arc<BreakerGuard>,
     telemetry: Telemetry,
@@ -106,13 +108,6 @@ impl AppState {
     /// State built from `config` around an existing trace store and metrics registry (the
     /// ones `bulwark::telemetry::init` installed for the process, for `bulwark serve`).
     pub async fn from_parts(config: &Config, telemetry: Telemetry) -> Result<Self, StateError> {
-        use crate::config::CheckpointBackend;
-        if config.checkpoints.backend != CheckpointBackend::Fs {
-            return Err(StateError::Unsupported(
-                "checkpoints.backend = \"postgres\" is not available in this build yet; use \"fs\""
-                    .into(),
-            ));
-        }
         let data_dir = config.server.data_dir.clone();
         let checkpoint_dir = config.checkpoints.dir(&data_dir);
         for dir in [&data_dir, &checkpoint_dir] {
@@ -123,7 +118,19 @@ impl AppState {
                     source,
                 })?;
         }
-        let checkpoints = StateCheckpointManager::open(&checkpoint_dir).await?;
+        let checkpoints = match (&config.checkpoints.backend, &config.checkpoints.url) {
+            (crate::config::CheckpointBackend::Postgres, Some(url)) => {
+                let store = PostgresStore::connect(url, PostgresStoreOptions::default())
+                    .await
+                    .map_err(CheckpointError::from)?;
+                StateCheckpointManager::new(Arc::new(store))
+            }
+            _ => StateCheckpointManager::open(&checkpoint_dir).await?,
+        };
+        let checkpoint_backend = match config.checkpoints.backend {
+            crate::config::CheckpointBackend::Postgres => "postgres",
+            _ => "fs",
+        };
         let breakers = Arc::new(BreakerRegistry::new());
         breakers.add_listener(Arc::new(crate::telemetry::BreakerMetricsListener::new(
             telemetry.metrics(),
@@ -177,6 +184,7 @@ impl AppState {
                     max_attempts: config.workflows.max_attempts,
                 },
                 checkpoints,
+                checkpoint_backend,
                 breakers,
                 guard,
                 telemetry,
@@ -315,9 +323,28 @@ impl AppState {
             })
     }
 
-    /// Whether the checkpoint folder accepts a new file; probed at most once a second so that
-    /// health scraping does not turn into disk load.
-    pub(crate) fn probe_checkpoint_dir(&self) -> Result<(), String> {
+    /// `"fs"` or `"postgres"`.
+    pub(crate) fn checkpoint_backend(&self) -> &'static str {
+        self.inner.checkpoint_backend
+    }
+
+    /// Whether the checkpoint store works: for the fs store, the folder accepts a new file;
+    /// for PostgreSQL, a one-item listing answers. Probed at most once a second so that
+    /// health scraping does not turn into load.
+    pub(crate) async fn probe_checkpoint_store(&self) -> Result<(), String> {
+        if self.inner.checkpoint_backend == "postgres" {
+            return self
+                .inner
+                .checkpoints
+                .list(&ListFilter::all().limit(1))
+                .await
+                .map(|_| ())
+                .map_err(|error| format!("PostgreSQL checkpoint store: {error}"));
+        }
+        self.probe_checkpoint_dir()
+    }
+
+    fn probe_checkpoint_dir(&self) -> Result<(), String> {
         let mut cached = self
             .inner
             .health_probe

@@ -251,3 +251,57 @@ async fn breakers_open_on_a_failing_tool_degrade_health_and_reset_through_the_ap
         assert_eq!(common::error_code(&reply), "not_found");
     }
 }
+
+#[tokio::test]
+async fn with_the_postgres_backend_runs_checkpoint_into_postgresql() {
+    let url = std::env::var("BULWARK_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
+    let app = common::app_with("postgres", |config| {
+        config.checkpoints.backend = bulwark_server::config::CheckpointBackend::Postgres;
+        config.checkpoints.url = Some(url);
+    })
+    .await;
+    // PostgreSQL outlives the process: a fresh run id per test run.
+    let run = format!(
+        "pg-{}-{}",
+        std::process::id(),
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_nanos()
+    );
+    let reply = app
+        .call("POST", &format!("/api/workflows/{run}/execute"))
+        .await;
+    assert_eq!(reply.body["status"], "completed", "{}", reply.text);
+    let id = reply.body["checkpoint_id"].as_str().unwrap().to_owned();
+    let list = app
+        .call(
+            "GET",
+            &format!("/api/observability/checkpoints?workflow_id={run}"),
+        )
+        .await;
+    assert_eq!(
+        list.body["items"].as_array().unwrap().len(),
+        4,
+        "{}",
+        list.text
+    );
+    let detail = app
+        .call("GET", &format!("/api/observability/checkpoints/{id}"))
+        .await;
+    assert_eq!(
+        detail.body["verification"]["valid"], true,
+        "{}",
+        detail.text
+    );
+    let health = app.call("GET", "/api/observability/health").await;
+    assert_eq!(
+        health.body["components"]["checkpoint_store"]["status"],
+        "healthy"
+    );
+    assert!(
+        files_named(app.dir.path(), &id).is_empty(),
+        "nothing went to the fs store"
+    );
+}

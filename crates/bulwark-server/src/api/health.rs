@@ -68,7 +68,10 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let dir = state.checkpoint_dir().display().to_string();
     components.insert(
         "checkpoint_store",
-        match state.probe_checkpoint_dir() {
+        match state.probe_checkpoint_store().await {
+            Ok(()) if state.checkpoint_backend() == "postgres" => {
+                component(Status::Healthy, "PostgreSQL store answers")
+            }
             Ok(()) => component(Status::Healthy, format!("fs store at {dir} is writable")),
             Err(error) => component(Status::Unhealthy, error),
         },
