@@ -23,16 +23,21 @@ fn bare() -> Router {
 }
 
 #[allow(clippy::expect_used)]
-fn hardened() -> Router {
+fn limited() -> Router {
     // Limits high enough never to refuse: the cost measured is the decision, not a 429.
-    let limit = RateLimitLayer::new(RateLimitConfig::per_second(u32::MAX / 2))
-        .expect("valid rate limit");
+    let limit =
+        RateLimitLayer::new(RateLimitConfig::per_second(u32::MAX / 2)).expect("valid rate limit");
     let breaker = CircuitBreaker::new("bench", CircuitBreakerConfig::default())
         .expect("valid breaker config");
-    bare()
-        .layer(CircuitBreakerLayer::new(breaker))
-        .layer(limit)
-        .layer(TraceContextLayer::new())
+    bare().layer(CircuitBreakerLayer::new(breaker)).layer(limit)
+}
+
+fn hardened() -> Router {
+    limited().layer(TraceContextLayer::new())
+}
+
+fn span_only() -> Router {
+    bare().layer(TraceContextLayer::new())
 }
 
 async fn call(router: &Router) {
@@ -52,10 +57,16 @@ fn stack(c: &mut Criterion) {
     let Ok(runtime) = runtime else {
         return;
     };
-    let (bare, hardened) = (bare(), hardened());
+    let (bare, limited, span_only, hardened) = (bare(), limited(), span_only(), hardened());
     let mut group = c.benchmark_group("stack");
     group.bench_function("bare_handler", |b| {
         b.to_async(&runtime).iter(|| call(&bare));
+    });
+    group.bench_function("ratelimit_breaker", |b| {
+        b.to_async(&runtime).iter(|| call(&limited));
+    });
+    group.bench_function("span", |b| {
+        b.to_async(&runtime).iter(|| call(&span_only));
     });
     group.bench_function("ratelimit_breaker_span", |b| {
         b.to_async(&runtime).iter(|| call(&hardened));

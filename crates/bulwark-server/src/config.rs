@@ -277,7 +277,6 @@ impl Default for WorkflowSection {
 /// Flags and `BULWARK_*` variables are merged into this by the CLI (a flag wins over its
 /// variable), then laid over the file by [`Config::with_overrides`].
 #[derive(Clone, Debug, Default, PartialEq)]
-#[non_exhaustive]
 pub struct Overrides {
     /// `--listen` / `BULWARK_LISTEN`.
     pub listen: Option<SocketAddr>,

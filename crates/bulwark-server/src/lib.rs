@@ -11,10 +11,17 @@
 //! let state = AppState::new(&dir).await?;
 //! // Register your own workflow next to the demo:
 //! state.workflows().register(
-//!     WorkflowDefinition::new("hello", "one step").step("greet", "greeter", |_ctx, mut s| async move {
-//!         s["greeting"] = json!("hello");
-//!         Ok(s)
-//!     }),
+//!     WorkflowDefinition::new("hello", "two steps")
+//!         .step("classify", "router", |ctx, mut s| async move {
+//!             // Runs behind the circuit breaker named "llm".
+//!             let label: String = ctx.call("llm", || async { Ok::<_, String>("greeting".into()) }).await?;
+//!             s["label"] = json!(label);
+//!             Ok(s)
+//!         })
+//!         .step("greet", "greeter", |_ctx, mut s| async move {
+//!             s["greeting"] = json!("hello");
+//!             Ok(s)
+//!         }),
 //! );
 //! assert_eq!(state.workflows().names(), ["demo", "hello"]);
 //! // Nest it into your own service:

@@ -25,6 +25,12 @@ async fn health_reports_each_component_and_is_healthy_on_a_writable_dir() {
         reply.body["components"]["rate_limiters"]["status"],
         "healthy"
     );
+    for component in ["trace_store", "circuit_breakers", "workflows"] {
+        assert_eq!(
+            reply.body["components"][component]["status"], "healthy",
+            "{component}"
+        );
+    }
     assert!(reply.body.get("error").is_none());
 }
 

@@ -39,7 +39,8 @@ pub(crate) struct Health {
     status: Status,
     version: &'static str,
     uptime_seconds: f64,
-    /// Per component: `checkpoint_store`, `rate_limiters`, ...
+    /// Per component: `checkpoint_store`, `trace_store`, `rate_limiters`,
+    /// `circuit_breakers` (any not closed: degraded), `workflows`.
     components: BTreeMap<&'static str, Component>,
     /// Present when unhealthy, so that every 5xx carries the API's error shape.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -94,6 +95,19 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
                 "Redis unreachable: workflow limits decided locally until it returns",
             ),
         },
+    );
+    let traces = state.trace_store();
+    components.insert(
+        "trace_store",
+        component(
+            Status::Healthy,
+            format!(
+                "in memory: {} span(s) in {} trace(s), {} evicted",
+                traces.len(),
+                traces.trace_count(),
+                traces.evicted()
+            ),
+        ),
     );
     let snapshots = state.breakers().snapshot();
     let open: Vec<_> = snapshots
