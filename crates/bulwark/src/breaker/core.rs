@@ -79,6 +79,37 @@ impl Ticket {
     }
 }
 
+/// A refusal packed in one word: the refusing state in the low 3 bits, the wait in nanoseconds
+/// above (all ones for "no scheduled trial").
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) struct Refusal(u64);
+
+impl Refusal {
+    const NO_WAIT: u64 = u64::MAX >> 3;
+
+    fn new(state: State, wait: Option<u64>) -> Self {
+        let code = match state {
+            State::Open => 1,
+            State::HalfOpen => 2,
+            _ => 3,
+        };
+        Self(code | (wait.map_or(Self::NO_WAIT, |w| w.min(Self::NO_WAIT - 1)) << 3))
+    }
+
+    fn state(self) -> State {
+        match self.0 & 7 {
+            1 => State::Open,
+            2 => State::HalfOpen,
+            _ => State::ForcedOpen,
+        }
+    }
+
+    fn wait(self) -> Option<u64> {
+        let wait = self.0 >> 3;
+        (wait != Self::NO_WAIT).then_some(wait)
+    }
+}
+
 /// How a permit ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub(crate) enum Finish {
@@ -145,7 +176,7 @@ impl<C: Clock> Core<C> {
 
     /// Admits a call or says why not. CLOSED costs one atomic load.
     #[inline]
-    pub(crate) fn acquire(&self) -> Result<(Ticket, u64), Rejected> {
+    pub(crate) fn acquire(&self) -> Result<(Ticket, u64), Refusal> {
         let w = self.load();
         if w.kind() == State::Closed {
             return Ok(self.ticket(w.epoch(), Role::Closed));
@@ -154,7 +185,7 @@ impl<C: Clock> Core<C> {
     }
 
     #[cold]
-    fn acquire_slow(&self, mut w: Word) -> Result<(Ticket, u64), Rejected> {
+    fn acquire_slow(&self, mut w: Word) -> Result<(Ticket, u64), Refusal> {
         loop {
             match w.kind() {
                 State::Closed => return Ok(self.ticket(w.epoch(), Role::Closed)),
@@ -206,13 +237,20 @@ impl<C: Clock> Core<C> {
     }
 
     #[cold]
-    fn reject(&self, state: State, wait: Option<u64>) -> Rejected {
+    fn reject(&self, state: State, wait: Option<u64>) -> Refusal {
         self.stats.rejected();
         self.notify_call(CallOutcome::Rejected, state, Duration::ZERO);
+        Refusal::new(state, wait)
+    }
+
+    /// The public form of a refusal (kept out of [`acquire`](Self::acquire) so that the
+    /// refusal travels as one word and the error is built where the caller keeps it).
+    #[inline]
+    pub(crate) fn rejected(&self, refusal: Refusal) -> Rejected {
         Rejected {
             breaker: Arc::clone(&self.name),
-            state,
-            retry_after: wait.map(Duration::from_nanos),
+            state: refusal.state(),
+            retry_after: refusal.wait().map(Duration::from_nanos),
         }
     }
 
