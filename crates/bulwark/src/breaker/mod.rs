@@ -59,6 +59,7 @@ mod service;
 mod snapshot;
 mod state;
 mod stats;
+mod ticket;
 mod window;
 
 pub use circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder};

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::core::{Core, Finish, Ticket};
+use super::core::Core;
 use super::state::State;
+use super::ticket::{Finish, Ticket};
 use crate::clock::{Clock, MonotonicClock};
 
 /// How a permit ends when it is dropped unsettled: a panic unwinding through it is a failure of
