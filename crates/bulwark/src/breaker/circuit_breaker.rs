@@ -10,7 +10,7 @@ use super::core::Core;
 use super::error::{CircuitBreakerError, ConfigError, Rejected};
 use super::listener::{BreakerListener, Listeners, TransitionReason};
 use super::permit::{OwnedPermit, Permit};
-use super::snapshot::BreakerSnapshot;
+use super::snapshot::{BreakerSnapshot, WindowCounts};
 use super::state::{State, Word};
 use crate::clock::{Clock, MonotonicClock};
 
@@ -248,7 +248,10 @@ impl<C: Clock> CircuitBreaker<C> {
                 0
             },
             trials_in_flight: word.trials(),
-            window: self.core.window_tally(),
+            window: self
+                .core
+                .window_tally()
+                .map(|(failures, calls)| WindowCounts { failures, calls }),
             since_last_transition: last.map(|(at, _)| Duration::from_nanos(now.saturating_sub(at))),
             last_transition_unix_ms: last.map(|(_, wall)| wall),
             next_trial_in: self.core.next_trial_in(),

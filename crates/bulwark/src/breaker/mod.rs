@@ -70,5 +70,5 @@ pub use listener::{BreakerListener, CallEvent, CallOutcome, Transition, Transiti
 pub use permit::{OwnedPermit, Permit};
 pub use registry::BreakerRegistry;
 pub use service::CircuitBreakerService;
-pub use snapshot::BreakerSnapshot;
+pub use snapshot::{BreakerSnapshot, WindowCounts};
 pub use state::State;
