@@ -255,9 +255,13 @@ fn checkpoint(c: &mut Criterion) {
             Compression::new(Codec::Zstd).with_level(1),
             false,
         ),
-        ("zstd1", Compression::new(Codec::Zstd).with_level(1), true),
-        ("zstd3-sequential", Compression::new(Codec::Zstd), false),
-        ("zstd3", Compression::new(Codec::Zstd), true),
+        ("zstd1", Compression::default(), true),
+        (
+            "zstd3-sequential",
+            Compression::new(Codec::Zstd).with_level(3),
+            false,
+        ),
+        ("zstd3", Compression::new(Codec::Zstd).with_level(3), true),
         ("zstd6", Compression::new(Codec::Zstd).with_level(6), true),
     ];
     for (label, target) in [("100k", 100 * 1024), ("1m", 1024 * 1024)] {

@@ -35,7 +35,7 @@ impl SizeBudget {
 #[serde(default)]
 #[non_exhaustive]
 pub struct ManagerConfig {
-    /// Codec and level of new checkpoints (zstd 3 by default).
+    /// Codec and level of new checkpoints (zstd level 1 by default).
     pub compression: Compression,
     /// For states of at least 128 KiB: hash on one thread while compressing on others (zstd
     /// compresses chunks in parallel, as concatenated frames). Measured in docs/PERFORMANCE.md.
