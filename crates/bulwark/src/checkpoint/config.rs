@@ -35,10 +35,11 @@ impl SizeBudget {
 #[serde(default)]
 #[non_exhaustive]
 pub struct ManagerConfig {
-    /// Codec and level of new checkpoints (zstd 3 by default).
+    /// Codec and level of new checkpoints (zstd level 1 by default).
     pub compression: Compression,
-    /// Hash the state on a second thread while compressing it.
-    pub parallel_hash: bool,
+    /// For states of at least 128 KiB: hash on one thread while compressing on others (zstd
+    /// compresses chunks in parallel, as concatenated frames). Measured in docs/PERFORMANCE.md.
+    pub parallel: bool,
     /// Per-checkpoint size limits.
     pub size_budget: SizeBudget,
     /// Applied automatically in the background every `cleanup_every` saves, when set.
@@ -51,7 +52,7 @@ impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
             compression: Compression::default(),
-            parallel_hash: false,
+            parallel: true,
             size_budget: SizeBudget::default(),
             retention: None,
             cleanup_every: 100,

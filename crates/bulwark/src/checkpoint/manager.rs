@@ -85,9 +85,9 @@ impl ManagerBuilder {
         self
     }
 
-    /// Hash on a second thread while compressing.
-    pub fn parallel_hash(mut self, parallel: bool) -> Self {
-        self.config.parallel_hash = parallel;
+    /// Hash and compress large states on several threads (on by default).
+    pub fn parallel(mut self, parallel: bool) -> Self {
+        self.config.parallel = parallel;
         self
     }
 
@@ -308,7 +308,7 @@ impl StateCheckpointManager {
             };
             let options = EncodeOptions {
                 compression: config.compression,
-                parallel_hash: config.parallel_hash,
+                parallel: config.parallel,
                 keyring: keyring.as_deref(),
             };
             envelope::encode(&new, &serialized, options)
