@@ -42,9 +42,11 @@ fn a_full_export_queue_drops_spans_and_counts_them() {
         max_export_batch_size: 1,
         scheduled_delay: Duration::from_secs(60),
     };
-    let exporter = OtlpExporter::start(&config, resource("t", &BTreeMap::new()), &registry).unwrap();
+    let exporter =
+        OtlpExporter::start(&config, resource("t", &BTreeMap::new()), &registry).unwrap();
     let store = TraceStore::default();
-    let layer = TelemetryLayer::new(store.clone()).with_sink(Arc::clone(&exporter) as Arc<dyn SpanSink>);
+    let layer =
+        TelemetryLayer::new(store.clone()).with_sink(Arc::clone(&exporter) as Arc<dyn SpanSink>);
     tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
         for _ in 0..20 {
             let _s = tracing::info_span!("burst").entered();
@@ -53,7 +55,10 @@ fn a_full_export_queue_drops_spans_and_counts_them() {
     exporter.shutdown();
     drop(listener);
     let dropped = counter(&registry, "bulwark_telemetry_spans_dropped_total");
-    assert!(dropped >= 15, "only {dropped} of 20 spans dropped with a queue of 1");
+    assert!(
+        dropped >= 15,
+        "only {dropped} of 20 spans dropped with a queue of 1"
+    );
     assert!(counter(&registry, "bulwark_telemetry_export_failures_total") >= 1);
     // The local store keeps every span whatever happens to export.
     assert_eq!(store.len(), 20);
@@ -74,8 +79,14 @@ fn exported_span_data_carries_the_stored_ids() {
     let scope = opentelemetry::InstrumentationScope::builder("bulwark").build();
     for span in store.spans(trace) {
         let data = to_span_data(&span, &scope);
-        assert_eq!(data.span_context.trace_id().to_string(), span.trace_id.to_string());
-        assert_eq!(data.span_context.span_id().to_string(), span.span_id.to_string());
+        assert_eq!(
+            data.span_context.trace_id().to_string(),
+            span.trace_id.to_string()
+        );
+        assert_eq!(
+            data.span_context.span_id().to_string(),
+            span.span_id.to_string()
+        );
         match span.parent_span_id {
             Some(p) => assert_eq!(data.parent_span_id.to_string(), p.to_string()),
             None => assert_eq!(data.parent_span_id, opentelemetry::trace::SpanId::INVALID),
@@ -92,19 +103,31 @@ fn the_standard_environment_variables_switch_export_on() {
     let exe = std::env::current_exe().unwrap();
     if std::env::var("BULWARK_ENV_PROBE").is_ok() {
         let config = TelemetryConfig::from_env();
-        let otlp = config.otlp.expect("an endpoint variable switches export on");
+        let otlp = config
+            .otlp
+            .expect("an endpoint variable switches export on");
         assert_eq!(otlp.protocol, OtlpProtocol::Grpc);
         assert_eq!(config.service_name, "agents-api");
-        assert_eq!(config.resource_attributes["deployment.environment"], "staging");
+        assert_eq!(
+            config.resource_attributes["deployment.environment"],
+            "staging"
+        );
         return;
     }
     let status = std::process::Command::new(exe)
-        .args(["--exact", "the_standard_environment_variables_switch_export_on", "--nocapture"])
+        .args([
+            "--exact",
+            "the_standard_environment_variables_switch_export_on",
+            "--nocapture",
+        ])
         .env("BULWARK_ENV_PROBE", "1")
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", "http://127.0.0.1:4317")
         .env("OTEL_EXPORTER_OTLP_PROTOCOL", "grpc")
         .env("OTEL_SERVICE_NAME", "agents-api")
-        .env("OTEL_RESOURCE_ATTRIBUTES", "deployment.environment=staging,team=ml")
+        .env(
+            "OTEL_RESOURCE_ATTRIBUTES",
+            "deployment.environment=staging,team=ml",
+        )
         .status()
         .unwrap();
     assert!(status.success());

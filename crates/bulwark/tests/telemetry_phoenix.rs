@@ -25,7 +25,9 @@ fn required_env(name: &str) -> Option<String> {
             panic!("{name} is not set but CI=true: scripts/test.sh must start Phoenix")
         }
         _ => {
-            eprintln!("SKIPPED: {name} is not set (run through scripts/test.sh, or `source scripts/phoenix.sh; ensure_phoenix`)");
+            eprintln!(
+                "SKIPPED: {name} is not set (run through scripts/test.sh, or `source scripts/phoenix.sh; ensure_phoenix`)"
+            );
             None
         }
     }
@@ -33,7 +35,11 @@ fn required_env(name: &str) -> Option<String> {
 
 /// Records a small agent workflow (root, children on another thread, an LLM span with GenAI
 /// attributes, a failing tool) and exports it; returns the trace id and the stored spans.
-fn record_and_export(url: &str, protocol: OtlpProtocol, endpoint: String) -> (TraceId, Vec<Arc<FinishedSpan>>) {
+fn record_and_export(
+    url: &str,
+    protocol: OtlpProtocol,
+    endpoint: String,
+) -> (TraceId, Vec<Arc<FinishedSpan>>) {
     let registry = MetricsRegistry::default();
     let config = OtlpConfig {
         endpoint: Some(endpoint),
@@ -46,7 +52,8 @@ fn record_and_export(url: &str, protocol: OtlpProtocol, endpoint: String) -> (Tr
     let exporter = OtlpExporter::start(&config, resource("bulwark-e2e", &attributes), &registry)
         .unwrap_or_else(|e| panic!("exporter for {url}: {e}"));
     let store = TraceStore::default();
-    let layer = TelemetryLayer::new(store.clone()).with_sink(Arc::clone(&exporter) as Arc<dyn SpanSink>);
+    let layer =
+        TelemetryLayer::new(store.clone()).with_sink(Arc::clone(&exporter) as Arc<dyn SpanSink>);
     let dispatch = tracing::Dispatch::new(tracing_subscriber::registry().with(layer));
     let trace_id = tracing::dispatcher::with_default(&dispatch, || {
         let root = tracing::info_span!("process_workflow", priority = "high", attempt = 2u64);
@@ -77,7 +84,19 @@ fn record_and_export(url: &str, protocol: OtlpProtocol, endpoint: String) -> (Tr
     exporter.flush();
     exporter.shutdown();
     assert_eq!(
-        registry.snapshot().metrics.iter().find(|m| m.name == "bulwark_telemetry_export_failures_total").map(|m| m.series.iter().map(|s| matches!(s.value, bulwark::telemetry::metrics::SeriesValue::Counter { value: 0 })).all(|z| z)),
+        registry
+            .snapshot()
+            .metrics
+            .iter()
+            .find(|m| m.name == "bulwark_telemetry_export_failures_total")
+            .map(|m| m
+                .series
+                .iter()
+                .map(|s| matches!(
+                    s.value,
+                    bulwark::telemetry::metrics::SeriesValue::Counter { value: 0 }
+                ))
+                .all(|z| z)),
         Some(true),
         "the export to {url} failed"
     );
@@ -95,7 +114,9 @@ fn fetch_spans(url: &str, trace_id: TraceId, expected: usize) -> Vec<Value> {
     let mut last = Vec::new();
     while Instant::now() < deadline {
         let response = client
-            .get(format!("{url}/v1/projects/default/spans?trace_id={trace_id}&limit=1000"))
+            .get(format!(
+                "{url}/v1/projects/default/spans?trace_id={trace_id}&limit=1000"
+            ))
             .send();
         if let Ok(response) = response {
             if let Ok(body) = response.json::<Value>() {
@@ -108,7 +129,10 @@ fn fetch_spans(url: &str, trace_id: TraceId, expected: usize) -> Vec<Value> {
         }
         std::thread::sleep(Duration::from_millis(250));
     }
-    panic!("Phoenix at {url} listed {} of {expected} spans of trace {trace_id}: {last:?}", last.len());
+    panic!(
+        "Phoenix at {url} listed {} of {expected} spans of trace {trace_id}: {last:?}",
+        last.len()
+    );
 }
 
 fn assert_same(stored: &[Arc<FinishedSpan>], received: &[Value]) {
@@ -123,7 +147,12 @@ fn assert_same(stored: &[Arc<FinishedSpan>], received: &[Value]) {
             .unwrap_or_else(|| panic!("span {} ({}) missing in Phoenix", span.span_id, span.name));
         assert_eq!(got["name"], span.name.as_ref());
         let parent = got["parent_id"].as_str().map(str::to_owned);
-        assert_eq!(parent, span.parent_span_id.map(|p| p.to_string()), "parent of {}", span.name);
+        assert_eq!(
+            parent,
+            span.parent_span_id.map(|p| p.to_string()),
+            "parent of {}",
+            span.name
+        );
         for kv in &span.attributes {
             // Phoenix lifts the OpenInference kind out of the attributes into `span_kind`.
             let value = if kv.key == genai::OPENINFERENCE_SPAN_KIND {
@@ -137,7 +166,11 @@ fn assert_same(stored: &[Arc<FinishedSpan>], received: &[Value]) {
                 AttributeValue::Float(f) => value.as_f64() == Some(*f),
                 AttributeValue::String(s) => value.as_str() == Some(s.as_ref()),
             };
-            assert!(matches, "attribute {} of {}: stored {:?}, Phoenix {value}", kv.key, span.name, kv.value);
+            assert!(
+                matches,
+                "attribute {} of {}: stored {:?}, Phoenix {value}",
+                kv.key, span.name, kv.value
+            );
         }
         if let SpanStatus::Error { message } = &span.status {
             assert_eq!(got["status_code"], "ERROR", "status of {}", span.name);
@@ -168,13 +201,20 @@ fn spans_exported_over_http_protobuf_arrive_in_phoenix_with_the_stored_ids() {
         return;
     };
     let url = url.trim_end_matches('/').to_owned();
-    let (trace_id, stored) = record_and_export(&url, OtlpProtocol::HttpProtobuf, format!("{url}/v1/traces"));
+    let (trace_id, stored) =
+        record_and_export(&url, OtlpProtocol::HttpProtobuf, format!("{url}/v1/traces"));
     assert_eq!(stored.len(), 3);
     let received = fetch_spans(&url, trace_id, stored.len());
     assert_same(&stored, &received);
-    let tool = received.iter().find(|s| s["name"] == "tool search").unwrap();
+    let tool = received
+        .iter()
+        .find(|s| s["name"] == "tool search")
+        .unwrap();
     assert_eq!(tool["span_kind"], "TOOL");
-    let llm = received.iter().find(|s| s["name"] == "chat gpt-4o-mini").unwrap();
+    let llm = received
+        .iter()
+        .find(|s| s["name"] == "chat gpt-4o-mini")
+        .unwrap();
     assert_eq!(llm["span_kind"], "LLM");
 }
 
@@ -184,7 +224,8 @@ fn spans_exported_over_grpc_arrive_in_phoenix_with_the_stored_ids() {
         return;
     };
     let url = url.trim_end_matches('/').to_owned();
-    let grpc = std::env::var("BULWARK_PHOENIX_GRPC_URL").unwrap_or_else(|_| "http://127.0.0.1:4317".to_owned());
+    let grpc = std::env::var("BULWARK_PHOENIX_GRPC_URL")
+        .unwrap_or_else(|_| "http://127.0.0.1:4317".to_owned());
     let (trace_id, stored) = record_and_export(&url, OtlpProtocol::Grpc, grpc);
     let received = fetch_spans(&url, trace_id, stored.len());
     assert_same(&stored, &received);
