@@ -4,6 +4,7 @@
 
 use proc_macro::TokenStream;
 
+mod circuit_breaker;
 mod rate_limit;
 
 /// Rate-limits a function returning `Result<_, E>` where `E: From<bulwark::ratelimit::RateLimitError>`.
@@ -15,6 +16,31 @@ mod rate_limit;
 #[proc_macro_attribute]
 pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
     rate_limit::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Guards a function with a circuit breaker from the process-wide registry
+/// (`bulwark::breaker::BreakerRegistry::global()`), the Rust form of the original decorator.
+///
+/// Works on sync and `async` functions returning `Result<T, E>` where
+/// `E: From<bulwark::breaker::Rejected>`: every `Err` the body returns counts as a failure and
+/// is returned unchanged; a refused call returns `Err(E::from(rejected))` without running the
+/// body. The breaker is looked up once per function and cached in a `static`.
+///
+/// Arguments: `name = "..."` (required, the registry key), `failure_threshold = 5`,
+/// `success_threshold = 2`, `timeout = "60s"`, `half_open_max_calls = 3` (defaults shown),
+/// `slow_call_threshold = "2s"`, and for sliding-window mode `failure_rate = 0.5` with either
+/// `window_calls = 100` or `window = "30s"`, and `minimum_calls = 10`. Durations are humantime
+/// strings; an invalid config is a compile error.
+///
+/// ```ignore
+/// #[bulwark::circuit_breaker(name = "payment_service", failure_threshold = 5, timeout = "30s")]
+/// async fn charge(amount: u64) -> Result<Receipt, PaymentError> { /* ... */ }
+/// ```
+#[proc_macro_attribute]
+pub fn circuit_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
+    circuit_breaker::expand(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -29,6 +29,8 @@ enum Command {
         #[arg(long, env = "BULWARK_DATA_DIR", default_value = "./bulwark-data")]
         data_dir: PathBuf,
     },
+    /// Inspect and maintain a checkpoint folder offline.
+    Checkpoints(bulwark_server::cli::checkpoints::CheckpointsArgs),
 }
 
 #[tokio::main]
@@ -40,6 +42,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     match Cli::parse().command {
         Command::Serve { listen, data_dir } => serve(listen, data_dir).await,
+        Command::Checkpoints(args) => bulwark_server::cli::checkpoints::run(args).await,
     }
 }
 

@@ -6,6 +6,8 @@
 //! | module | what it gives |
 //! |---|---|
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
+//! | [`breaker`] | circuit breakers: [`CircuitBreaker`](breaker::CircuitBreaker) with strict half-open admission, a registry, listeners, a tower layer |
+//! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), a filesystem store |
 //! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer |
 //! | [`telemetry`] | W3C-id spans from `tracing` in a bounded [`TraceStore`](telemetry::TraceStore), `traceparent` propagation, a metrics registry (Prometheus text, JSON), OTLP export |
 //!
@@ -24,6 +26,12 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+pub mod breaker;
+pub mod checkpoint;
 pub mod clock;
 pub mod ratelimit;
+mod sync;
 pub mod telemetry;
+
+#[cfg(feature = "macros")]
+pub use bulwark_macros::{circuit_breaker, rate_limit};

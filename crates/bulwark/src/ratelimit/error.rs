@@ -43,6 +43,13 @@ pub enum RateLimitError {
     /// The limit itself could not be built.
     #[error(transparent)]
     Config(#[from] ConfigError),
+    /// A registry could not hand out the limiter.
+    #[error(transparent)]
+    Registry(#[from] super::registry::RegistryError),
+    /// The shared store that holds the limit could not decide (unreachable, too slow, or an
+    /// unexpected reply), and the limiter is configured to fail closed.
+    #[error("rate-limit backend unavailable: {0}")]
+    Unavailable(String),
 }
 
 impl RateLimitError {
@@ -50,7 +57,10 @@ impl RateLimitError {
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
             Self::Limited(limited) => Some(limited.retry_after),
-            Self::ExceedsCapacity(_) | Self::Config(_) => None,
+            Self::ExceedsCapacity(_)
+            | Self::Config(_)
+            | Self::Registry(_)
+            | Self::Unavailable(_) => None,
         }
     }
 }

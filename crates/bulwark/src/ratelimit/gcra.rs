@@ -60,6 +60,19 @@ impl Gcra {
         self.capacity
     }
 
+    /// Nanoseconds per token.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn interval_nanos(&self) -> u64 {
+        self.t
+    }
+
+    /// Nanoseconds a full bucket takes to refill from empty.
+    #[cfg_attr(not(feature = "redis"), allow(dead_code))]
+    pub(crate) fn tau_nanos(&self) -> u64 {
+        self.tau
+    }
+
+    /// Time for one token to refill.
     pub(crate) fn emission_interval(&self) -> Duration {
         Duration::from_nanos(self.t)
     }

@@ -26,13 +26,22 @@
 //! # Ok::<(), bulwark::ratelimit::ConfigError>(())
 //! ```
 
+mod backend;
 mod config;
 mod error;
 mod gcra;
+mod keyed;
+pub mod layer;
 mod limiter;
 mod observer;
+#[cfg(feature = "redis")]
+pub mod redis;
+mod registry;
 
+pub use backend::{CheckFuture, RateLimitBackend};
 pub use config::RateLimitConfig;
 pub use error::{ConfigError, ExceedsCapacity, RateLimitError, RateLimited};
+pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
 pub use limiter::{Admitted, DEFAULT_MAX_WAIT, RateLimiter, RateLimiterBuilder};
 pub use observer::{Decision, RateLimitObserver};
+pub use registry::{RateLimiterInfo, RateLimiterRegistry, RegistryError};

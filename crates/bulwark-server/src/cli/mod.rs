@@ -1,0 +1,3 @@
+//! Subcommands of the `bulwark` binary that work offline, on local data.
+
+pub mod checkpoints;

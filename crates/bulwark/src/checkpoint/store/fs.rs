@@ -1,0 +1,555 @@
+//! The filesystem store: one file per checkpoint, `<id>.ckpt`, in one folder.
+//!
+//! Commit protocol of a save (docs/checkpoint-format.md lists the crash cases):
+//! 1. write the envelope to `.<id>.<pid>.<n>.tmp` and `fsync` it;
+//! 2. `rename` it to `<id>.ckpt` (atomic: the name points to the old nothing or the whole file);
+//! 3. `fsync` the folder, making the name durable; only now does the save return;
+//! 4. append a record to `index.log` (not synced: the index is an accelerator).
+//!
+//! Opening reconciles the index with the folder listing: files the log does not know are read
+//! (header only) and added, entries whose file is gone are dropped. Later queries only read
+//! the log's new tail (records other processes appended), so the cost of a save stays
+//! independent of the number of checkpoints stored.
+
+use std::collections::BTreeMap;
+use std::io;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+
+use super::index::{LogRecord, MemIndex, encode_record, parse_log};
+use super::io::{StdIo, StorageIo};
+use super::{CheckpointPage, CheckpointStore, ListFilter, UnreadableCheckpoint};
+use crate::checkpoint::envelope::{self, FIXED_HEADER_LEN};
+use crate::checkpoint::error::{DecodeError, StoreError};
+use crate::checkpoint::id::CheckpointId;
+use crate::checkpoint::metadata::CheckpointMetadata;
+
+const LOG_NAME: &str = "index.log";
+const EXTENSION: &str = ".ckpt";
+/// Headers are read in one go when they fit here (metadata is usually a few hundred bytes).
+const HEADER_PROBE: u64 = 4096;
+
+/// Options of an [`FsStore`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct FsStoreOptions {
+    /// Temporary files of interrupted saves older than this are removed when the store opens
+    /// (younger ones may belong to a save in progress in another process).
+    pub stale_temp_age: Duration,
+    /// The index log is rewritten when it holds more than this many records beyond twice the
+    /// live checkpoints.
+    pub compact_slack: u64,
+}
+
+impl Default for FsStoreOptions {
+    fn default() -> Self {
+        Self {
+            stale_temp_age: Duration::from_secs(3600),
+            compact_slack: 1024,
+        }
+    }
+}
+
+/// Checkpoints as files in one folder. Cheap to clone; clones share the index.
+///
+/// Safe for many tasks of one process at once, and for several processes sharing the folder:
+/// every file appears by atomic rename, and the index log tolerates concurrent appends.
+#[derive(Clone)]
+pub struct FsStore {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    dir: PathBuf,
+    log_path: PathBuf,
+    io: Arc<dyn StorageIo>,
+    options: FsStoreOptions,
+    temp_counter: AtomicU64,
+    state: Mutex<State>,
+}
+
+#[derive(Default)]
+struct State {
+    index: MemIndex,
+    unreadable: BTreeMap<String, UnreadableCheckpoint>,
+    /// Inode of the log we have read, and how far.
+    log_id: Option<u64>,
+    log_offset: u64,
+    /// Records in the log file (live and dead), for deciding when to compact.
+    log_records: u64,
+}
+
+impl std::fmt::Debug for FsStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FsStore")
+            .field("dir", &self.inner.dir)
+            .field("io", &self.inner.io)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What an index rebuild found.
+#[derive(Clone, Debug, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[non_exhaustive]
+pub struct RebuildReport {
+    /// Checkpoints in the index after the rebuild.
+    pub indexed: usize,
+    /// Files whose headers had to be read because the log did not know them.
+    pub discovered: usize,
+    /// Index entries dropped because their file is gone.
+    pub dropped: usize,
+    /// Files that look like checkpoints but do not decode.
+    pub unreadable: usize,
+    /// Leftover temporary files removed.
+    pub temp_removed: usize,
+}
+
+impl FsStore {
+    /// Opens (creating if needed) the store in `dir` on the real filesystem. Blocking: from
+    /// async code use [`FsStore::open_async`].
+    pub fn open(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        Self::open_with(dir, Arc::new(StdIo), FsStoreOptions::default())
+    }
+
+    /// [`FsStore::open`] on a blocking thread.
+    pub async fn open_async(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        blocking(move || Self::open(dir)).await
+    }
+
+    /// Opens the store in `dir` through `io` (a fault-injecting one in crash tests).
+    pub fn open_with(
+        dir: impl Into<PathBuf>,
+        io: Arc<dyn StorageIo>,
+        options: FsStoreOptions,
+    ) -> Result<Self, StoreError> {
+        let dir = dir.into();
+        io.create_dir_all(&dir)
+            .map_err(|e| StoreError::io("create", &dir, e))?;
+        let store = Self {
+            inner: Arc::new(Inner {
+                log_path: dir.join(LOG_NAME),
+                dir,
+                io,
+                options,
+                temp_counter: AtomicU64::new(0),
+                state: Mutex::new(State::default()),
+            }),
+        };
+        let report = store.rebuild(true)?;
+        tracing::debug!(dir = %store.inner.dir.display(), ?report, "checkpoint store open");
+        Ok(store)
+    }
+
+    /// The store's folder.
+    pub fn dir(&self) -> &Path {
+        &self.inner.dir
+    }
+
+    /// Throws the index away and rebuilds it from the checkpoint files' headers.
+    pub fn rebuild_index(&self) -> Result<RebuildReport, StoreError> {
+        self.rebuild(false)
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.inner
+            .state
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn path_of(&self, id: &CheckpointId) -> PathBuf {
+        self.inner.dir.join(id.file_name())
+    }
+
+    /// Loads the log (when `use_log`), reconciles it with the folder, and compacts the log.
+    fn rebuild(&self, use_log: bool) -> Result<RebuildReport, StoreError> {
+        let io = &*self.inner.io;
+        let mut index = MemIndex::default();
+        let mut log_records = 0u64;
+        let mut needs_compaction = !use_log;
+        let mut log_read = None;
+        if use_log {
+            match io.read_at(&self.inner.log_path, 0, u64::MAX) {
+                Ok((bytes, identity)) => {
+                    let (records, consumed, damaged) = parse_log(&bytes);
+                    log_records = records.len() as u64;
+                    log_read = Some((identity.id, consumed as u64));
+                    if consumed != bytes.len() {
+                        self.repair_tail(&bytes);
+                    }
+                    needs_compaction |= damaged > 0 || consumed != bytes.len();
+                    for record in records {
+                        index.apply(record);
+                    }
+                }
+                Err(e) if e.kind() == io::ErrorKind::NotFound => needs_compaction = true,
+                Err(e) => return Err(StoreError::io("read", &self.inner.log_path, e)),
+            }
+        }
+        let names = io
+            .list_dir(&self.inner.dir)
+            .map_err(|e| StoreError::io("list", &self.inner.dir, e))?;
+        let mut report = RebuildReport::default();
+        let mut on_disk = std::collections::HashSet::new();
+        let mut unreadable = BTreeMap::new();
+        for name in names {
+            if let Some(stem) = name
+                .strip_suffix(EXTENSION)
+                .filter(|_| !name.starts_with('.'))
+            {
+                let id = match stem.parse::<CheckpointId>() {
+                    Ok(id) => id,
+                    Err(e) => {
+                        unreadable.insert(
+                            name.clone(),
+                            UnreadableCheckpoint {
+                                id: None,
+                                name,
+                                reason: e.to_string(),
+                            },
+                        );
+                        continue;
+                    }
+                };
+                on_disk.insert(id);
+                if index.contains(&id) {
+                    continue;
+                }
+                match self.read_header(&id) {
+                    Ok(meta) => {
+                        index.insert(meta);
+                        report.discovered += 1;
+                    }
+                    Err(StoreError::NotFound { .. }) => {}
+                    Err(e) => {
+                        unreadable.insert(
+                            name.clone(),
+                            UnreadableCheckpoint {
+                                id: Some(id),
+                                name,
+                                reason: e.to_string(),
+                            },
+                        );
+                    }
+                }
+            } else if name.starts_with('.') && name.ends_with(".tmp") {
+                let path = self.inner.dir.join(&name);
+                let stale = io.identity(&path).is_ok_and(|identity| {
+                    SystemTime::now()
+                        .duration_since(identity.modified)
+                        .is_ok_and(|age| age > self.inner.options.stale_temp_age)
+                });
+                if stale && io.remove_file(&path).is_ok() {
+                    report.temp_removed += 1;
+                }
+            }
+        }
+        let gone: Vec<CheckpointId> = index
+            .ids()
+            .filter(|id| !on_disk.contains(id))
+            .copied()
+            .collect();
+        for id in &gone {
+            index.remove(id);
+        }
+        report.dropped = gone.len();
+        report.indexed = index.len();
+        report.unreadable = unreadable.len();
+        needs_compaction |= report.dropped > 0
+            || report.discovered > 0
+            || log_records > 2 * index.len() as u64 + self.inner.options.compact_slack;
+        let mut state = self.state();
+        state.index = index;
+        state.unreadable = unreadable;
+        state.log_records = log_records;
+        if needs_compaction {
+            self.compact(&mut state);
+        } else if let Some((log_id, consumed)) = log_read {
+            // Continue after what was read; records appended since are read by `refresh`.
+            state.log_id = Some(log_id);
+            state.log_offset = consumed;
+        } else {
+            self.compact(&mut state);
+        }
+        Ok(report)
+    }
+
+    /// A log that does not end in a newline ends in a torn record; a newline keeps the next
+    /// appended record from being glued to it.
+    fn repair_tail(&self, bytes: &[u8]) {
+        if bytes.last().is_some_and(|b| *b != b'\n') {
+            let _ = self.inner.io.append(&self.inner.log_path, b"\n");
+        }
+    }
+
+    /// Rewrites the log from the in-memory index (temp file + rename). Failure is logged: the
+    /// log is an accelerator.
+    fn compact(&self, state: &mut State) {
+        let io = &*self.inner.io;
+        let mut data = Vec::with_capacity(state.index.len() * 400);
+        for meta in state.index.values() {
+            data.extend_from_slice(&encode_record(&LogRecord::Put {
+                meta: Box::new(meta.clone()),
+            }));
+        }
+        let temp = self.temp_path("index");
+        let result = io
+            .write_new(&temp, &data, false)
+            .and_then(|()| io.rename(&temp, &self.inner.log_path))
+            .and_then(|()| io.identity(&self.inner.log_path));
+        match result {
+            Ok(identity) => {
+                state.log_id = Some(identity.id);
+                state.log_offset = data.len() as u64;
+                state.log_records = state.index.len() as u64;
+            }
+            Err(error) => {
+                let _ = io.remove_file(&temp);
+                state.log_id = None;
+                tracing::warn!(%error, dir = %self.inner.dir.display(), "cannot rewrite checkpoint index log");
+            }
+        }
+    }
+
+    fn temp_path(&self, what: impl std::fmt::Display) -> PathBuf {
+        let n = self.inner.temp_counter.fetch_add(1, Ordering::Relaxed);
+        self.inner
+            .dir
+            .join(format!(".{what}.{}.{n}.tmp", std::process::id()))
+    }
+
+    fn read_header(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError> {
+        let path = self.path_of(id);
+        let not_found_or_io = |e: io::Error| {
+            if e.kind() == io::ErrorKind::NotFound {
+                StoreError::NotFound { id: *id }
+            } else {
+                StoreError::io("read", &path, e)
+            }
+        };
+        let (mut bytes, mut identity) = self
+            .inner
+            .io
+            .read_at(&path, 0, HEADER_PROBE)
+            .map_err(not_found_or_io)?;
+        let corrupt = |source: DecodeError| StoreError::Corrupt {
+            name: id.to_string(),
+            source,
+        };
+        if bytes.len() >= FIXED_HEADER_LEN {
+            let len = envelope::header_len(&bytes).map_err(corrupt)? as u64;
+            if len > bytes.len() as u64 {
+                (bytes, identity) = self
+                    .inner
+                    .io
+                    .read_at(&path, 0, len)
+                    .map_err(not_found_or_io)?;
+            }
+        }
+        let meta = envelope::decode_header(&bytes, identity.len).map_err(corrupt)?;
+        if meta.id != *id {
+            return Err(corrupt(DecodeError::Metadata {
+                reason: format!("file {} holds checkpoint {}", id.file_name(), meta.id),
+            }));
+        }
+        Ok(meta)
+    }
+
+    /// Applies records other processes appended since the last look. A replaced log (another
+    /// process compacted it) means a full rebuild.
+    fn refresh(&self) -> Result<(), StoreError> {
+        let io = &*self.inner.io;
+        let (log_id, offset) = {
+            let state = self.state();
+            (state.log_id, state.log_offset)
+        };
+        let identity = match io.identity(&self.inner.log_path) {
+            Ok(identity) => identity,
+            Err(_) => return self.rebuild(true).map(|_| ()),
+        };
+        if Some(identity.id) != log_id || identity.len < offset {
+            return self.rebuild(true).map(|_| ());
+        }
+        if identity.len == offset {
+            return Ok(());
+        }
+        let (bytes, now) = io
+            .read_at(&self.inner.log_path, offset, u64::MAX)
+            .map_err(|e| StoreError::io("read", &self.inner.log_path, e))?;
+        if Some(now.id) != log_id {
+            return self.rebuild(true).map(|_| ());
+        }
+        let (records, consumed, _) = parse_log(&bytes);
+        let mut state = self.state();
+        if state.log_id == log_id && state.log_offset == offset {
+            state.log_records += records.len() as u64;
+            for record in records {
+                state.index.apply(record);
+            }
+            state.log_offset = offset + consumed as u64;
+        }
+        Ok(())
+    }
+
+    fn append_record(&self, state: &mut State, record: &LogRecord) {
+        if let Err(error) = self
+            .inner
+            .io
+            .append(&self.inner.log_path, &encode_record(record))
+        {
+            tracing::warn!(%error, "cannot append to checkpoint index log; it will be rebuilt");
+        }
+        state.log_records += 1;
+    }
+
+    /// Stores an envelope durably (blocking).
+    pub fn put_blocking(
+        &self,
+        metadata: &CheckpointMetadata,
+        envelope: &[u8],
+    ) -> Result<(), StoreError> {
+        let io = &*self.inner.io;
+        let path = self.path_of(&metadata.id);
+        if self.state().index.contains(&metadata.id) || io.identity(&path).is_ok() {
+            return Err(StoreError::AlreadyExists { id: metadata.id });
+        }
+        let temp = self.temp_path(metadata.id);
+        let written = io
+            .write_new(&temp, envelope, true)
+            .map_err(|e| StoreError::io("write", &temp, e))
+            .and_then(|()| {
+                io.rename(&temp, &path)
+                    .map_err(|e| StoreError::io("rename", &temp, e))
+            });
+        if let Err(error) = written {
+            let _ = io.remove_file(&temp);
+            return Err(error);
+        }
+        io.sync_dir(&self.inner.dir)
+            .map_err(|e| StoreError::io("sync", &self.inner.dir, e))?;
+        let mut state = self.state();
+        state.index.insert(metadata.clone());
+        self.append_record(
+            &mut state,
+            &LogRecord::Put {
+                meta: Box::new(metadata.clone()),
+            },
+        );
+        Ok(())
+    }
+
+    /// The envelope bytes of `id` (blocking).
+    pub fn get_blocking(&self, id: &CheckpointId) -> Result<Vec<u8>, StoreError> {
+        let path = self.path_of(id);
+        match self.inner.io.read_at(&path, 0, u64::MAX) {
+            Ok((bytes, _)) => Ok(bytes),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {
+                self.state().index.remove(id);
+                Err(StoreError::NotFound { id: *id })
+            }
+            Err(e) => Err(StoreError::io("read", &path, e)),
+        }
+    }
+
+    /// The metadata of `id` (blocking).
+    pub fn metadata_blocking(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError> {
+        self.refresh()?;
+        if let Some(meta) = self.state().index.get(id) {
+            return Ok(meta.clone());
+        }
+        // Saved by another process whose index record is not (yet) visible.
+        let meta = self.read_header(id)?;
+        self.state().index.insert(meta.clone());
+        Ok(meta)
+    }
+
+    /// One page of metadata (blocking).
+    pub fn list_blocking(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError> {
+        self.refresh()?;
+        Ok(self.state().index.list(filter))
+    }
+
+    /// Deletes `id` durably (blocking).
+    pub fn delete_blocking(&self, id: &CheckpointId) -> Result<bool, StoreError> {
+        let io = &*self.inner.io;
+        let path = self.path_of(id);
+        let existed = match io.remove_file(&path) {
+            Ok(()) => true,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => false,
+            Err(e) => return Err(StoreError::io("remove", &path, e)),
+        };
+        if existed {
+            io.sync_dir(&self.inner.dir)
+                .map_err(|e| StoreError::io("sync", &self.inner.dir, e))?;
+        }
+        let mut state = self.state();
+        let known = state.index.remove(id).is_some();
+        state.unreadable.remove(&id.file_name());
+        if known || existed {
+            self.append_record(&mut state, &LogRecord::Del { id: *id });
+        }
+        if state.log_records > 2 * state.index.len() as u64 + self.inner.options.compact_slack {
+            self.compact(&mut state);
+        }
+        Ok(existed)
+    }
+
+    /// Files that look like checkpoints but whose headers do not decode (blocking).
+    pub fn unreadable_blocking(&self) -> Vec<UnreadableCheckpoint> {
+        self.state().unreadable.values().cloned().collect()
+    }
+}
+
+async fn blocking<T, F>(f: F) -> Result<T, StoreError>
+where
+    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
+    T: Send + 'static,
+{
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| StoreError::Task {
+            reason: e.to_string(),
+        })?
+}
+
+#[async_trait]
+impl CheckpointStore for FsStore {
+    async fn put(
+        &self,
+        metadata: &CheckpointMetadata,
+        envelope: Vec<u8>,
+    ) -> Result<(), StoreError> {
+        let store = self.clone();
+        let metadata = metadata.clone();
+        blocking(move || store.put_blocking(&metadata, &envelope)).await
+    }
+
+    async fn get(&self, id: &CheckpointId) -> Result<Vec<u8>, StoreError> {
+        let (store, id) = (self.clone(), *id);
+        blocking(move || store.get_blocking(&id)).await
+    }
+
+    async fn metadata(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError> {
+        let (store, id) = (self.clone(), *id);
+        blocking(move || store.metadata_blocking(&id)).await
+    }
+
+    async fn list(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError> {
+        let (store, filter) = (self.clone(), filter.clone());
+        blocking(move || store.list_blocking(&filter)).await
+    }
+
+    async fn delete(&self, id: &CheckpointId) -> Result<bool, StoreError> {
+        let (store, id) = (self.clone(), *id);
+        blocking(move || store.delete_blocking(&id)).await
+    }
+
+    async fn unreadable(&self) -> Result<Vec<UnreadableCheckpoint>, StoreError> {
+        Ok(self.unreadable_blocking())
+    }
+}

@@ -1,0 +1,142 @@
+//! The file operations the filesystem store uses, as a trait: the seam through which crash
+//! tests inject faults.
+//!
+//! [`StdIo`] is the real implementation. A test implementation can track which writes were
+//! synced and, at a simulated crash, lose or tear the others (see
+//! `crates/bulwark/tests/checkpoint_crash.rs`). The store relies only on what POSIX
+//! filesystems promise: data written and `fsync`ed survives; a `rename` within one folder is
+//! atomic and survives once the folder is `fsync`ed.
+
+use std::fmt;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Read, Seek, SeekFrom, Write};
+use std::path::Path;
+use std::time::SystemTime;
+
+/// What identifies a file's current version: its inode (or equivalent), length and mtime.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct FileIdentity {
+    /// Changes when the path is replaced by another file (inode number on Unix).
+    pub id: u64,
+    /// Length in bytes.
+    pub len: u64,
+    /// Last modification time.
+    pub modified: SystemTime,
+}
+
+/// The file operations of the filesystem store.
+pub trait StorageIo: Send + Sync + fmt::Debug + 'static {
+    /// Creates `dir` and its parents.
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()>;
+    /// Creates `path`, which must not exist, and writes `data` to it; with `sync`, the data
+    /// is on stable storage when this returns.
+    fn write_new(&self, path: &Path, data: &[u8], sync: bool) -> io::Result<()>;
+    /// Appends `data` to `path` in one write, creating it when missing. Not synced.
+    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()>;
+    /// Up to `max_len` bytes of `path` from `offset`, and the file's identity.
+    fn read_at(
+        &self,
+        path: &Path,
+        offset: u64,
+        max_len: u64,
+    ) -> io::Result<(Vec<u8>, FileIdentity)>;
+    /// Atomically renames `from` to `to` (same folder), replacing `to`.
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()>;
+    /// Removes a file.
+    fn remove_file(&self, path: &Path) -> io::Result<()>;
+    /// Makes the folder's entries (creations, renames, removals) durable.
+    fn sync_dir(&self, dir: &Path) -> io::Result<()>;
+    /// Names of the entries of `dir` (names that are not UTF-8 are left out).
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
+    /// The identity of `path`.
+    fn identity(&self, path: &Path) -> io::Result<FileIdentity>;
+}
+
+/// The real filesystem.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct StdIo;
+
+fn identity_of(meta: &fs::Metadata) -> FileIdentity {
+    #[cfg(unix)]
+    let id = std::os::unix::fs::MetadataExt::ino(meta);
+    #[cfg(not(unix))]
+    let id = 0;
+    FileIdentity {
+        id,
+        len: meta.len(),
+        modified: meta.modified().unwrap_or(SystemTime::UNIX_EPOCH),
+    }
+}
+
+impl StorageIo for StdIo {
+    fn create_dir_all(&self, dir: &Path) -> io::Result<()> {
+        fs::create_dir_all(dir)
+    }
+
+    fn write_new(&self, path: &Path, data: &[u8], sync: bool) -> io::Result<()> {
+        let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
+        file.write_all(data)?;
+        if sync {
+            file.sync_all()?;
+        }
+        Ok(())
+    }
+
+    fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
+        let mut file = OpenOptions::new().append(true).create(true).open(path)?;
+        // One write call: O_APPEND places it at the end atomically, so concurrent appenders
+        // (other processes) do not interleave within a record on a local filesystem.
+        file.write_all(data)
+    }
+
+    fn read_at(
+        &self,
+        path: &Path,
+        offset: u64,
+        max_len: u64,
+    ) -> io::Result<(Vec<u8>, FileIdentity)> {
+        let mut file = File::open(path)?;
+        let identity = identity_of(&file.metadata()?);
+        let want = identity.len.saturating_sub(offset).min(max_len);
+        let mut data = Vec::with_capacity(usize::try_from(want).unwrap_or(0));
+        if offset > 0 {
+            file.seek(SeekFrom::Start(offset))?;
+        }
+        file.take(max_len).read_to_end(&mut data)?;
+        Ok((data, identity))
+    }
+
+    fn rename(&self, from: &Path, to: &Path) -> io::Result<()> {
+        fs::rename(from, to)
+    }
+
+    fn remove_file(&self, path: &Path) -> io::Result<()> {
+        fs::remove_file(path)
+    }
+
+    fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        #[cfg(unix)]
+        {
+            File::open(dir)?.sync_all()
+        }
+        #[cfg(not(unix))]
+        {
+            let _ = dir;
+            Ok(())
+        }
+    }
+
+    fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>> {
+        let mut names = Vec::new();
+        for entry in fs::read_dir(dir)? {
+            if let Ok(name) = entry?.file_name().into_string() {
+                names.push(name);
+            }
+        }
+        Ok(names)
+    }
+
+    fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
+        Ok(identity_of(&fs::metadata(path)?))
+    }
+}
