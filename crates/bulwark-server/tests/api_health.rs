@@ -6,45 +6,68 @@ use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use axum::body::Body;
-use bulwark_server::{AppState, router};
-use http::{Request, StatusCode};
-use http_body_util::BodyExt;
-use tower::ServiceExt;
+use http::StatusCode;
 
-async fn call(method: &str, uri: &str) -> (StatusCode, serde_json::Value) {
-    let dir = std::env::temp_dir();
-    let response = router(AppState::new(dir))
-        .oneshot(
-            Request::builder()
-                .method(method)
-                .uri(uri)
-                .body(Body::empty())
-                .unwrap(),
-        )
-        .await
-        .unwrap();
-    let status = response.status();
-    let body = response.into_body().collect().await.unwrap().to_bytes();
-    (status, serde_json::from_slice(&body).unwrap())
+mod common;
+
+#[tokio::test]
+async fn health_reports_each_component_and_is_healthy_on_a_writable_dir() {
+    let app = common::app("health").await;
+    let reply = app.call("GET", "/api/observability/health").await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "healthy");
+    assert_eq!(reply.body["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(
+        reply.body["components"]["checkpoint_store"]["status"],
+        "healthy"
+    );
+    assert_eq!(
+        reply.body["components"]["rate_limiters"]["status"],
+        "healthy"
+    );
+    assert!(reply.body.get("error").is_none());
 }
 
 #[tokio::test]
-async fn health_answers_json() {
-    let (status, body) = call("GET", "/api/observability/health").await;
-    assert_eq!(status, StatusCode::OK);
-    assert_eq!(body["status"], "healthy");
-    assert_eq!(body["version"], env!("CARGO_PKG_VERSION"));
+async fn health_is_503_in_the_error_shape_when_the_checkpoint_dir_is_gone() {
+    let app = common::app("health-gone").await;
+    std::fs::remove_dir_all(app.state.checkpoint_dir()).unwrap();
+    let reply = app.call("GET", "/api/observability/health").await;
+    assert_eq!(
+        reply.status,
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        reply.text
+    );
+    assert_eq!(reply.body["status"], "unhealthy");
+    assert_eq!(
+        reply.body["components"]["checkpoint_store"]["status"],
+        "unhealthy"
+    );
+    assert_eq!(common::error_code(&reply), "unhealthy");
 }
 
 #[tokio::test]
 async fn unknown_routes_and_wrong_methods_answer_in_the_error_shape() {
-    let (status, body) = call("GET", "/api/observability/nope").await;
-    assert_eq!(status, StatusCode::NOT_FOUND);
-    assert_eq!(body["error"]["code"], "not_found");
-    let (status, body) = call("DELETE", "/api/observability/health").await;
-    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
-    assert_eq!(body["error"]["code"], "method_not_allowed");
+    let app = common::app("fallbacks").await;
+    for uri in ["/api/observability/nope", "/nope", "/api/workflows/x"] {
+        let reply = app.call("GET", uri).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{uri}");
+        assert_eq!(common::error_code(&reply), "not_found");
+    }
+    for (method, uri) in [
+        ("DELETE", "/api/observability/health"),
+        ("POST", "/api/observability/rate-limiters"),
+        ("GET", "/api/workflows/run-1/execute"),
+    ] {
+        let reply = app.call(method, uri).await;
+        assert_eq!(
+            reply.status,
+            StatusCode::METHOD_NOT_ALLOWED,
+            "{method} {uri}"
+        );
+        assert_eq!(common::error_code(&reply), "method_not_allowed");
+    }
 }
 
 struct Server(Child);
@@ -101,6 +124,7 @@ fn bulwark_serve_answers_health_on_a_real_socket_and_creates_its_data_dir() {
     };
     assert!(response.starts_with("HTTP/1.1 200"), "{response}");
     assert!(response.contains(r#""status":"healthy""#), "{response}");
+    assert!(data_dir.join("checkpoints").is_dir());
     assert!(data_dir.is_dir());
     let _ = std::fs::remove_dir_all(&data_dir);
 }

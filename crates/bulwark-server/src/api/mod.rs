@@ -1,20 +1,90 @@
-//! The routes, one module per group, joined under `/api/observability`.
+//! The routes, one module per group: `/api/observability/...`, `/api/workflows/...`,
+//! `/api/openapi.json`.
 
+mod breakers;
+mod checkpoints;
 mod health;
+mod metrics;
+pub mod openapi;
+mod ratelimiters;
+mod traces;
+mod workflows;
 
 use axum::Router;
-use axum::routing::get;
+use axum::extract::DefaultBodyLimit;
+use axum::middleware;
+use axum::routing::{get, post};
+use bulwark::checkpoint::CheckpointError;
+use bulwark::telemetry::TraceContextLayer;
 
-use crate::error::ApiError;
+use crate::error::{ApiError, json_errors};
 use crate::state::AppState;
 
-/// The whole API, ready to serve or to merge into another router.
-pub fn router(state: AppState) -> Router {
-    let observability = Router::new()
-        .route("/health", get(health::health))
-        .method_not_allowed_fallback(|| async { ApiError::MethodNotAllowed });
+async fn method_not_allowed() -> ApiError {
+    ApiError::MethodNotAllowed
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such route".into())
+}
+
+/// Maps a checkpoint error to its HTTP answer: bad ids and inputs are 400, missing ones
+/// 404, corruption and store failures 500 (logged, not shown).
+pub(crate) fn checkpoint_error(error: CheckpointError) -> ApiError {
+    match error {
+        CheckpointError::InvalidId(_) | CheckpointError::InvalidInput { .. } => {
+            ApiError::BadRequest(error.to_string())
+        }
+        CheckpointError::NotFound { id } => ApiError::NotFound(format!("no checkpoint {id}")),
+        other => ApiError::internal(other),
+    }
+}
+
+/// The routes under `/api/observability`, without the service-wide layers; for nesting
+/// into an application that brings its own.
+pub fn observability_routes() -> Router<AppState> {
     Router::new()
-        .nest("/api/observability", observability)
-        .fallback(|| async { ApiError::NotFound("no such route".into()) })
+        .route("/health", get(health::health))
+        .route("/rate-limiters", get(ratelimiters::list))
+        .route("/checkpoints", get(checkpoints::list))
+        .route("/checkpoints/cleanup", post(checkpoints::cleanup))
+        .route(
+            "/checkpoints/{checkpoint_id}",
+            get(checkpoints::show).delete(checkpoints::delete),
+        )
+        .route("/traces", get(traces::list))
+        .route("/traces/{trace_id}", get(traces::show))
+        .route("/metrics", get(metrics::snapshot))
+        .route("/metrics/reset", post(metrics::reset))
+        .route("/circuit-breakers", get(breakers::list))
+        .route("/circuit-breakers/{name}", get(breakers::show))
+        .route("/circuit-breakers/{name}/reset", post(breakers::reset))
+        .method_not_allowed_fallback(method_not_allowed)
+}
+
+/// The whole API, ready to serve or to merge into another router: routes, JSON errors for
+/// every failure (404, 405, 413, ...), the body limit and bearer-token checks.
+pub fn router(state: AppState) -> Router {
+    let workflows = Router::new()
+        .route("/{workflow_id}/execute", post(workflows::execute))
+        .method_not_allowed_fallback(method_not_allowed);
+    Router::new()
+        .nest("/api/observability", observability_routes())
+        .nest("/api/workflows", workflows)
+        .route("/api/openapi.json", get(openapi::document))
+        .route("/metrics", get(metrics::prometheus))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::require_token,
+        ))
+        .layer(DefaultBodyLimit::max(state.body_limit()))
+        .layer(middleware::map_response(json_errors))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::telemetry::observe,
+        ))
+        .layer(TraceContextLayer::new())
         .with_state(state)
 }

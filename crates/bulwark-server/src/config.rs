@@ -1,0 +1,536 @@
+//! The server's configuration: a TOML file, then `BULWARK_*` environment variables, then
+//! command-line flags, each overriding the one before; every field has a default, so no
+//! file is needed at all.
+//!
+//! ```
+//! use bulwark_server::config::{Config, Overrides};
+//!
+//! let file = r#"
+//!     [server]
+//!     listen = "127.0.0.1:9000"
+//!     [ratelimit]
+//!     workflow_max_requests = 20
+//! "#;
+//! let overrides = Overrides { listen: Some("127.0.0.1:9100".parse()?), ..Overrides::default() };
+//! let config = Config::from_toml(file, "bulwark.toml".as_ref())?.with_overrides(overrides)?;
+//! assert_eq!(config.server.listen.port(), 9100); // the flag wins over the file
+//! assert_eq!(config.ratelimit.workflow_max_requests, 20);
+//! assert_eq!(config.checkpoints.dir(&config.server.data_dir), config.server.data_dir.join("checkpoints"));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// The default address: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:8000";
+/// The default folder for embedded state.
+pub const DEFAULT_DATA_DIR: &str = "./bulwark-data";
+/// The default request body limit, 1 MiB.
+pub const DEFAULT_BODY_LIMIT: usize = 1024 * 1024;
+
+/// Why a configuration could not be loaded or is not usable.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML or has unknown or mistyped keys.
+    #[error("invalid config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// The parser's message, with line and column.
+        message: String,
+    },
+    /// A value is out of range or inconsistent with another.
+    #[error("invalid config value `{field}`: {reason}")]
+    Invalid {
+        /// The dotted key, e.g. `ratelimit.url`.
+        field: &'static str,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// The address is reachable from other machines but no token protects the mutating
+    /// endpoints.
+    #[error(
+        "refusing to listen on non-loopback address {0} without a token: set `server.token` \
+         (or BULWARK_TOKEN / --token), or pass --insecure to accept unauthenticated writes"
+    )]
+    InsecureBind(SocketAddr),
+}
+
+/// The whole configuration.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct Config {
+    /// `[server]`: where and how to listen.
+    pub server: ServerConfig,
+    /// `[ratelimit]`: the limit on workflow runs.
+    pub ratelimit: RateLimitSection,
+    /// `[checkpoints]`: where checkpoints live.
+    pub checkpoints: CheckpointSection,
+    /// `[telemetry]`: trace store and logs.
+    pub telemetry: TelemetrySection,
+    /// `[demo]`: the simulated flaky tool the demo workflow calls.
+    pub demo: DemoSection,
+    /// `[workflows]`: how workflow runs are hardened.
+    pub workflows: WorkflowSection,
+    /// `[breakers]`: the config of the circuit breaker around each workflow dependency
+    /// (`failure_threshold`, `success_threshold`, `timeout`, `half_open_max_calls`, ...).
+    pub breakers: bulwark::breaker::CircuitBreakerConfig,
+}
+
+/// `[server]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct ServerConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// Folder for embedded state (checkpoints by default).
+    pub data_dir: PathBuf,
+    /// Bearer token POST and DELETE require, when set.
+    pub token: Option<String>,
+    /// Largest request body accepted, in bytes.
+    pub body_limit: usize,
+    /// Allow a non-loopback address without a token.
+    pub insecure: bool,
+    /// How long in-flight requests get to finish after SIGINT/SIGTERM.
+    #[serde(deserialize_with = "duration")]
+    pub shutdown_grace: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            data_dir: PathBuf::from(DEFAULT_DATA_DIR),
+            token: None,
+            body_limit: DEFAULT_BODY_LIMIT,
+            insecure: false,
+            shutdown_grace: Duration::from_secs(30),
+        }
+    }
+}
+
+/// Where rate-limit state lives.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum RateLimitBackend {
+    /// In this process.
+    #[default]
+    Local,
+    /// Shared across replicas through Redis (`url` required).
+    Redis,
+}
+
+/// `[ratelimit]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RateLimitSection {
+    /// `"local"` or `"redis"`.
+    pub backend: RateLimitBackend,
+    /// The Redis URL, for `backend = "redis"`.
+    pub url: Option<String>,
+    /// Runs admitted per workflow id per `workflow_window`.
+    pub workflow_max_requests: u32,
+    /// The window of the workflow limit (`"60s"`, `"1m"`).
+    #[serde(deserialize_with = "duration")]
+    pub workflow_window: Duration,
+    /// Extra runs a workflow id may start at once above the steady rate.
+    pub workflow_burst: u32,
+}
+
+impl Default for RateLimitSection {
+    fn default() -> Self {
+        Self {
+            backend: RateLimitBackend::Local,
+            url: None,
+            workflow_max_requests: 10,
+            workflow_window: Duration::from_secs(60),
+            workflow_burst: 0,
+        }
+    }
+}
+
+/// Where checkpoints live.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum CheckpointBackend {
+    /// Files in a local folder.
+    #[default]
+    Fs,
+    /// A PostgreSQL database (`url` required).
+    Postgres,
+}
+
+/// `[checkpoints]`.
+#[derive(Clone, Debug, Default, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct CheckpointSection {
+    /// `"fs"` or `"postgres"`.
+    pub backend: CheckpointBackend,
+    /// The folder, for `backend = "fs"`; default `<data_dir>/checkpoints`.
+    pub dir: Option<PathBuf>,
+    /// The database URL, for `backend = "postgres"`.
+    pub url: Option<String>,
+}
+
+impl CheckpointSection {
+    /// The checkpoint folder, given the data dir.
+    pub fn dir(&self, data_dir: &Path) -> PathBuf {
+        self.dir
+            .clone()
+            .unwrap_or_else(|| data_dir.join("checkpoints"))
+    }
+}
+
+/// `[telemetry]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct TelemetrySection {
+    /// The `tracing` filter for logs (`RUST_LOG` syntax).
+    pub log_filter: String,
+    /// The service name spans carry.
+    pub service_name: String,
+    /// How long finished traces stay in the in-memory store.
+    #[serde(deserialize_with = "duration")]
+    pub trace_ttl: Duration,
+    /// Most spans the in-memory store holds.
+    pub max_spans: usize,
+    /// OTLP collector endpoint, when spans should also be exported.
+    pub otlp_endpoint: Option<String>,
+}
+
+impl Default for TelemetrySection {
+    fn default() -> Self {
+        Self {
+            log_filter: "info".into(),
+            service_name: "bulwark".into(),
+            trace_ttl: Duration::from_secs(3600),
+            max_spans: 100_000,
+            otlp_endpoint: None,
+        }
+    }
+}
+
+/// `[demo]`: the simulated flaky tool.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct DemoSection {
+    /// Probability in `[0, 1]` that one tool call fails.
+    pub failure_rate: f64,
+    /// How long one tool call takes.
+    #[serde(deserialize_with = "duration")]
+    pub latency: Duration,
+}
+
+impl Default for DemoSection {
+    fn default() -> Self {
+        Self {
+            failure_rate: 0.1,
+            latency: Duration::from_millis(20),
+        }
+    }
+}
+
+/// `[workflows]`.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct WorkflowSection {
+    /// A checkpoint is saved every this many completed steps (and always at the end).
+    pub checkpoint_every: u64,
+    /// Attempts per step before the run gives up (a breaker may refuse sooner).
+    pub max_attempts: u32,
+}
+
+impl Default for WorkflowSection {
+    fn default() -> Self {
+        Self {
+            checkpoint_every: 1,
+            max_attempts: 3,
+        }
+    }
+}
+
+/// Values from the environment and the command line; `None` leaves the file's value.
+///
+/// Flags and `BULWARK_*` variables are merged into this by the CLI (a flag wins over its
+/// variable), then laid over the file by [`Config::with_overrides`].
+#[derive(Clone, Debug, Default, PartialEq)]
+#[non_exhaustive]
+pub struct Overrides {
+    /// `--listen` / `BULWARK_LISTEN`.
+    pub listen: Option<SocketAddr>,
+    /// `--data-dir` / `BULWARK_DATA_DIR`.
+    pub data_dir: Option<PathBuf>,
+    /// `--token` / `BULWARK_TOKEN`.
+    pub token: Option<String>,
+    /// `--body-limit` / `BULWARK_BODY_LIMIT`.
+    pub body_limit: Option<usize>,
+    /// `--insecure` / `BULWARK_INSECURE`.
+    pub insecure: Option<bool>,
+    /// `--checkpoint-dir` / `BULWARK_CHECKPOINT_DIR`.
+    pub checkpoint_dir: Option<PathBuf>,
+    /// `--workflow-rate-limit` / `BULWARK_WORKFLOW_RATE_LIMIT` (runs per window).
+    pub workflow_max_requests: Option<u32>,
+    /// `--log` / `BULWARK_LOG`.
+    pub log_filter: Option<String>,
+}
+
+impl Config {
+    /// Reads and parses a TOML file.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    /// Parses TOML text; `path` only names it in errors.
+    pub fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|error| ConfigError::Parse {
+            path: path.to_owned(),
+            message: error.to_string().trim_end().to_owned(),
+        })
+    }
+
+    /// Lays `overrides` over this config and checks the result.
+    pub fn with_overrides(mut self, overrides: Overrides) -> Result<Self, ConfigError> {
+        let Overrides {
+            listen,
+            data_dir,
+            token,
+            body_limit,
+            insecure,
+            checkpoint_dir,
+            workflow_max_requests,
+            log_filter,
+        } = overrides;
+        set(&mut self.server.listen, listen);
+        set(&mut self.server.data_dir, data_dir);
+        set(&mut self.server.body_limit, body_limit);
+        set(&mut self.server.insecure, insecure);
+        set(
+            &mut self.ratelimit.workflow_max_requests,
+            workflow_max_requests,
+        );
+        set(&mut self.telemetry.log_filter, log_filter);
+        if token.is_some() {
+            self.server.token = token;
+        }
+        if checkpoint_dir.is_some() {
+            self.checkpoints.dir = checkpoint_dir;
+        }
+        self.validate()?;
+        Ok(self)
+    }
+
+    /// Checks ranges and consistency, including the refusal to expose unauthenticated
+    /// writes beyond loopback.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.to_owned(),
+            })
+        };
+        if self.server.token.as_deref().is_some_and(str::is_empty) {
+            return invalid("server.token", "must not be empty (leave it unset instead)");
+        }
+        if self.server.body_limit == 0 {
+            return invalid("server.body_limit", "must be at least 1 byte");
+        }
+        if self.ratelimit.workflow_max_requests == 0 {
+            return invalid("ratelimit.workflow_max_requests", "must be at least 1");
+        }
+        if self.ratelimit.workflow_window.is_zero() {
+            return invalid("ratelimit.workflow_window", "must be longer than zero");
+        }
+        if self.ratelimit.backend == RateLimitBackend::Redis && self.ratelimit.url.is_none() {
+            return invalid("ratelimit.url", "is required when backend = \"redis\"");
+        }
+        if self.checkpoints.backend == CheckpointBackend::Postgres && self.checkpoints.url.is_none()
+        {
+            return invalid("checkpoints.url", "is required when backend = \"postgres\"");
+        }
+        if !(0.0..=1.0).contains(&self.demo.failure_rate) {
+            return invalid("demo.failure_rate", "must be between 0 and 1");
+        }
+        if self.workflows.checkpoint_every == 0 {
+            return invalid("workflows.checkpoint_every", "must be at least 1");
+        }
+        if self.workflows.max_attempts == 0 {
+            return invalid("workflows.max_attempts", "must be at least 1");
+        }
+        if let Err(error) = self.breakers.validate() {
+            return invalid("breakers", &error.to_string());
+        }
+        let listen = self.server.listen;
+        if !listen.ip().is_loopback() && self.server.token.is_none() && !self.server.insecure {
+            return Err(ConfigError::InsecureBind(listen));
+        }
+        Ok(())
+    }
+}
+
+fn set<T>(slot: &mut T, value: Option<T>) {
+    if let Some(value) = value {
+        *slot = value;
+    }
+}
+
+/// A duration written as `"250ms"`, `"60s"`, `"1m 30s"` (humantime) or as whole seconds.
+fn duration<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Duration, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Raw {
+        Seconds(u64),
+        Text(String),
+    }
+    match Raw::deserialize(deserializer)? {
+        Raw::Seconds(seconds) => Ok(Duration::from_secs(seconds)),
+        Raw::Text(text) => humantime::parse_duration(&text).map_err(|error| {
+            serde::de::Error::custom(format!("invalid duration {text:?}: {error}"))
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    fn parse(text: &str) -> Result<Config, ConfigError> {
+        Config::from_toml(text, Path::new("test.toml"))?.with_overrides(Overrides::default())
+    }
+
+    #[test]
+    fn an_empty_file_gives_the_defaults() {
+        let config = parse("").unwrap();
+        assert_eq!(config, Config::default());
+        assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
+        assert_eq!(config.ratelimit.workflow_max_requests, 10);
+        assert_eq!(config.ratelimit.workflow_window, Duration::from_secs(60));
+    }
+
+    #[test]
+    fn flags_and_env_override_the_file_field_by_field() {
+        let file = "[server]\nlisten = \"127.0.0.1:9000\"\nbody_limit = 10\n";
+        let config = Config::from_toml(file, Path::new("f"))
+            .unwrap()
+            .with_overrides(Overrides {
+                listen: Some("127.0.0.1:9001".parse().unwrap()),
+                token: Some("t".into()),
+                ..Overrides::default()
+            })
+            .unwrap();
+        assert_eq!(config.server.listen.port(), 9001);
+        assert_eq!(config.server.body_limit, 10);
+        assert_eq!(config.server.token.as_deref(), Some("t"));
+    }
+
+    #[test]
+    fn durations_accept_humantime_text_and_seconds() {
+        let config =
+            parse("[ratelimit]\nworkflow_window = \"2m\"\n[demo]\nlatency = \"5ms\"\n").unwrap();
+        assert_eq!(config.ratelimit.workflow_window, Duration::from_secs(120));
+        assert_eq!(config.demo.latency, Duration::from_millis(5));
+        let config = parse("[ratelimit]\nworkflow_window = 30\n").unwrap();
+        assert_eq!(config.ratelimit.workflow_window, Duration::from_secs(30));
+        let error = parse("[ratelimit]\nworkflow_window = \"soon\"\n").unwrap_err();
+        assert!(
+            error.to_string().contains("invalid duration \"soon\""),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_wrong_types_name_the_file_and_the_key() {
+        let error = parse("[server]\nlisten_on = \"x\"\n").unwrap_err();
+        let message = error.to_string();
+        assert!(matches!(error, ConfigError::Parse { .. }));
+        assert!(
+            message.contains("test.toml") && message.contains("listen_on"),
+            "{message}"
+        );
+        let error = parse("[server]\nlisten = \"not an address\"\n").unwrap_err();
+        assert!(error.to_string().contains("listen"), "{error}");
+    }
+
+    #[test]
+    fn remote_backends_require_their_url() {
+        let error = parse("[ratelimit]\nbackend = \"redis\"\n").unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                field: "ratelimit.url",
+                ..
+            }
+        ));
+        let error = parse("[checkpoints]\nbackend = \"postgres\"\n").unwrap_err();
+        assert!(matches!(
+            error,
+            ConfigError::Invalid {
+                field: "checkpoints.url",
+                ..
+            }
+        ));
+        let config = parse("[checkpoints]\nbackend = \"postgres\"\nurl = \"postgres://x\"\n");
+        assert!(config.is_ok());
+        assert!(parse("[checkpoints]\nbackend = \"s3\"\n").is_err());
+    }
+
+    #[test]
+    fn a_non_loopback_address_needs_a_token_or_insecure() {
+        let error = parse("[server]\nlisten = \"0.0.0.0:8000\"\n").unwrap_err();
+        assert!(matches!(error, ConfigError::InsecureBind(_)));
+        assert!(error.to_string().contains("--insecure"));
+        assert!(parse("[server]\nlisten = \"0.0.0.0:8000\"\ntoken = \"s\"\n").is_ok());
+        assert!(parse("[server]\nlisten = \"0.0.0.0:8000\"\ninsecure = true\n").is_ok());
+        assert!(parse("[server]\nlisten = \"[::1]:8000\"\n").is_ok());
+    }
+
+    #[test]
+    fn out_of_range_values_are_refused() {
+        for (text, field) in [
+            ("[server]\ntoken = \"\"\n", "server.token"),
+            ("[server]\nbody_limit = 0\n", "server.body_limit"),
+            (
+                "[ratelimit]\nworkflow_max_requests = 0\n",
+                "ratelimit.workflow_max_requests",
+            ),
+            ("[demo]\nfailure_rate = 1.5\n", "demo.failure_rate"),
+            (
+                "[workflows]\ncheckpoint_every = 0\n",
+                "workflows.checkpoint_every",
+            ),
+        ] {
+            match parse(text) {
+                Err(ConfigError::Invalid { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+}

@@ -1,0 +1,154 @@
+//! The demo workflow: four agents calling simulated flaky tools, so that a fresh
+//! `bulwark serve` has something real to show on every endpoint.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use super::definition::{StepContext, StepError, WorkflowDefinition};
+
+/// The name the demo workflow is registered under (the default of a request's `workflow`).
+pub const DEMO_WORKFLOW: &str = "demo";
+
+/// A simulated external tool: answers after `latency`, failing with probability
+/// `failure_rate`. Its answer depends only on its input, so retries and resumed runs agree.
+#[derive(Clone, Debug)]
+pub struct FlakyTool {
+    name: Arc<str>,
+    failure_rate: f64,
+    latency: Duration,
+}
+
+/// A simulated tool failure.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{tool}: simulated failure")]
+#[non_exhaustive]
+pub struct ToolError {
+    /// The tool that failed.
+    pub tool: String,
+}
+
+impl FlakyTool {
+    /// A tool named `name`; `failure_rate` is clamped to `[0, 1]`.
+    pub fn new(name: &str, failure_rate: f64, latency: Duration) -> Self {
+        Self {
+            name: name.into(),
+            failure_rate: if failure_rate.is_nan() {
+                0.0
+            } else {
+                failure_rate.clamp(0.0, 1.0)
+            },
+            latency,
+        }
+    }
+
+    /// The tool's name (also the name of the breaker around it).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// One call.
+    pub async fn call(&self, input: &str) -> Result<String, ToolError> {
+        if !self.latency.is_zero() {
+            tokio::time::sleep(self.latency).await;
+        }
+        if self.failure_rate > 0.0 && fastrand::f64() < self.failure_rate {
+            return Err(ToolError {
+                tool: self.name.to_string(),
+            });
+        }
+        Ok(format!("{}({input})", self.name))
+    }
+}
+
+/// Reads the previous step's output (or the run id, for the first step), calls `tool` on it
+/// and records this step's output and its place in the trail.
+async fn use_tool(
+    context: StepContext,
+    tool: FlakyTool,
+    mut state: Value,
+    input_key: Option<&'static str>,
+    output_key: &'static str,
+) -> Result<Value, StepError> {
+    let input = match input_key {
+        Some(key) => state[key]["output"].as_str().unwrap_or_default().to_owned(),
+        None => context.run_id().to_owned(),
+    };
+    let dependency = tool.name().to_owned();
+    let output: String = context
+        .call(&dependency, || async move { tool.call(&input).await })
+        .await?;
+    state[output_key] = json!({ "agent": context.agent(), "output": output });
+    let mut trail = match state["trail"].take() {
+        Value::Array(trail) => trail,
+        _ => Vec::new(),
+    };
+    trail.push(json!(context.step()));
+    state["trail"] = Value::Array(trail);
+    Ok(state)
+}
+
+/// The demo: a researcher searches, an analyst analyses, a writer drafts and a reviewer
+/// checks, each through its own simulated tool (`search_api`, `analysis_api`, `llm_api`,
+/// `review_api`) with the given failure rate and latency.
+pub fn demo_workflow(failure_rate: f64, latency: Duration) -> WorkflowDefinition {
+    let tool = |name| FlakyTool::new(name, failure_rate, latency);
+    let (search, analysis, llm, review) = (
+        tool("search_api"),
+        tool("analysis_api"),
+        tool("llm_api"),
+        tool("review_api"),
+    );
+    WorkflowDefinition::new(
+        DEMO_WORKFLOW,
+        "research, analyse, draft and review, each agent calling a simulated flaky tool",
+    )
+    .step("research", "researcher", move |ctx, state| {
+        use_tool(ctx, search.clone(), state, None, "research")
+    })
+    .step("analyse", "analyst", move |ctx, state| {
+        use_tool(ctx, analysis.clone(), state, Some("research"), "analysis")
+    })
+    .step("draft", "writer", move |ctx, state| {
+        use_tool(ctx, llm.clone(), state, Some("analysis"), "draft")
+    })
+    .step("review", "reviewer", move |ctx, state| {
+        use_tool(ctx, review.clone(), state, Some("draft"), "review")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_tool_that_never_fails_answers_from_its_input_alone() {
+        let tool = FlakyTool::new("t", 0.0, Duration::ZERO);
+        assert_eq!(tool.call("x").await.unwrap(), "t(x)");
+        let always = FlakyTool::new("t", 1.0, Duration::ZERO);
+        assert_eq!(always.call("x").await.unwrap_err().tool, "t");
+    }
+
+    #[tokio::test]
+    async fn the_demo_steps_thread_state_from_one_agent_to_the_next() {
+        let workflow = demo_workflow(0.0, Duration::ZERO);
+        let mut state = json!({});
+        for step in workflow.steps() {
+            let ctx = StepContext::detached("run-1", step.name(), step.agent());
+            state = step.run(ctx, state).await.unwrap();
+        }
+        assert_eq!(
+            state["trail"],
+            json!(["research", "analyse", "draft", "review"])
+        );
+        assert_eq!(state["research"]["output"], "search_api(run-1)");
+        assert_eq!(state["review"]["agent"], "reviewer");
+        assert_eq!(
+            state["review"]["output"],
+            "review_api(llm_api(analysis_api(search_api(run-1))))"
+        );
+    }
+}
