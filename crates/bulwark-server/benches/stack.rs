@@ -25,8 +25,8 @@ fn bare() -> Router {
 #[allow(clippy::expect_used)]
 fn hardened() -> Router {
     // Limits high enough never to refuse: the cost measured is the decision, not a 429.
-    let limit = RateLimitLayer::new(RateLimitConfig::per_second(u32::MAX / 2))
-        .expect("valid rate limit");
+    let limit =
+        RateLimitLayer::new(RateLimitConfig::per_second(u32::MAX / 2)).expect("valid rate limit");
     let breaker = CircuitBreaker::new("bench", CircuitBreakerConfig::default())
         .expect("valid breaker config");
     bare()

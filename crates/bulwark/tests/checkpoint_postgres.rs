@@ -273,3 +273,41 @@ async fn a_server_restart_mid_run_gives_typed_errors_then_recovers_and_loses_not
     let meta = manager.metadata(&resumed).await.unwrap();
     assert_eq!(meta.parent_id, acknowledged.last().copied());
 }
+
+#[tokio::test]
+async fn of_many_racing_fenced_saves_exactly_one_wins() {
+    use bulwark::checkpoint::{Parent, SaveOptions, StoreError};
+    let Some(url) = support::fresh_postgres_schema("fence_race").await else {
+        return;
+    };
+    let setup = StateCheckpointManager::new(Arc::new(connect(&url).await));
+    let first = setup
+        .save_checkpoint(&serde_json::json!({"n": 0}), "racer", "wf")
+        .await
+        .unwrap();
+    // Eight writers with pools of their own, all believing `first` is the newest.
+    let mut writers = Vec::new();
+    for n in 0..8 {
+        let manager = StateCheckpointManager::new(Arc::new(connect(&url).await));
+        writers.push(tokio::spawn(async move {
+            let options = SaveOptions::default().parent(Parent::Expect(Some(first)));
+            manager
+                .save_with(&serde_json::json!({"n": n}), "racer", "wf", options)
+                .await
+        }));
+    }
+    let mut won = 0;
+    for writer in writers {
+        match writer.await.unwrap() {
+            Ok(_) => won += 1,
+            Err(CheckpointError::Store(StoreError::Conflict { .. })) => {}
+            Err(other) => panic!("unexpected {other}"),
+        }
+    }
+    assert_eq!(won, 1);
+    let page = setup
+        .list(&ListFilter::workflow("racer", "wf"))
+        .await
+        .unwrap();
+    assert_eq!(page.items.len(), 2, "the history did not fork");
+}

@@ -93,6 +93,11 @@ pub enum Parent {
     Explicit(CheckpointId),
     /// None: the start of a new history.
     None,
+    /// Fenced: follows exactly this checkpoint (`None`: starts the history), and fails with
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the workflow's newest
+    /// checkpoint is anything else at the moment of storing — another writer got there
+    /// first. The store checks atomically where it can (PostgreSQL).
+    Expect(Option<CheckpointId>),
 }
 
 /// Options of one save beyond the state and its owner.
