@@ -54,7 +54,6 @@ mod layer;
 mod listener;
 mod permit;
 mod registry;
-mod serde_duration;
 mod service;
 mod snapshot;
 mod state;

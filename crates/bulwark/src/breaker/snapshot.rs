@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::config::CircuitBreakerConfig;
-use super::serde_duration;
+use crate::serde_duration;
 use super::state::State;
 
 /// One breaker as the HTTP API lists it. Durations serialize as whole milliseconds
