@@ -7,5 +7,12 @@ cd "$(dirname "$0")/.."
 source scripts/services.sh
 ensure_services
 
+# Telemetry: promtool checks the Prometheus text, Phoenix receives OTLP (stopped on exit).
+source scripts/promtool.sh
+source scripts/phoenix.sh
+trap stop_phoenix EXIT
+ensure_promtool
+ensure_phoenix
+
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
 cargo test --workspace --all-features --doc

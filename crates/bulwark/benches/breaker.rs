@@ -7,11 +7,16 @@
 //!   (success rate over a time window, or else consecutive failures).
 //! * `rejected/1`: the cost of a call refused by an open breaker.
 //!
+//! Time is each thread's CPU time (`CLOCK_THREAD_CPUTIME_ID`), so that other processes on a
+//! shared machine do not inflate one case and not its peer; set `BENCH_WALL_CLOCK=1` to measure
+//! wall-clock time instead. Two-thread cases report the slower thread.
+//!
 //! `cargo bench -p bulwark --bench breaker`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::hint::black_box;
 use std::sync::Barrier;
+use std::sync::OnceLock;
 use std::time::{Duration, Instant};
 
 use bulwark::breaker::{CircuitBreaker, CircuitBreakerConfig, SlidingWindow};
@@ -50,6 +55,24 @@ fn failsafe_default() -> impl failsafe::CircuitBreaker + Clone + Send + Sync {
     Config::new().build()
 }
 
+fn wall_clock() -> bool {
+    static WALL: OnceLock<bool> = OnceLock::new();
+    *WALL.get_or_init(|| std::env::var_os("BENCH_WALL_CLOCK").is_some_and(|v| v == "1"))
+}
+
+/// Time taken by `f` on this thread: CPU time, or wall-clock time with `BENCH_WALL_CLOCK=1`.
+fn timed(f: impl FnOnce()) -> Duration {
+    if wall_clock() {
+        let start = Instant::now();
+        f();
+        start.elapsed()
+    } else {
+        let start = cpu_time::ThreadTime::now();
+        f();
+        start.elapsed()
+    }
+}
+
 /// Runs `per_thread(iters)` on `threads` threads started together; the slowest thread's time.
 fn parallel(threads: usize, iters: u64, per_thread: impl Fn(u64) + Sync) -> Duration {
     let barrier = Barrier::new(threads);
@@ -58,9 +81,7 @@ fn parallel(threads: usize, iters: u64, per_thread: impl Fn(u64) + Sync) -> Dura
             .map(|_| {
                 s.spawn(|| {
                     barrier.wait();
-                    let start = Instant::now();
-                    per_thread(iters);
-                    start.elapsed()
+                    timed(|| per_thread(iters))
                 })
             })
             .collect();
@@ -74,13 +95,13 @@ fn parallel(threads: usize, iters: u64, per_thread: impl Fn(u64) + Sync) -> Dura
 
 fn ours(b: &CircuitBreaker, iters: u64) {
     for _ in 0..iters {
-        let _ = black_box(b.call(|| Ok::<u64, ()>(black_box(1))));
+        black_box(b.call(|| Ok::<u64, ()>(black_box(1))).is_ok());
     }
 }
 
 fn theirs(b: &impl failsafe::CircuitBreaker, iters: u64) {
     for _ in 0..iters {
-        let _ = black_box(b.call(|| Ok::<u64, ()>(black_box(1))));
+        black_box(b.call(|| Ok::<u64, ()>(black_box(1))).is_ok());
     }
 }
 
@@ -97,6 +118,15 @@ fn closed(c: &mut Criterion) {
                 b.iter_custom(|iters| parallel(threads, iters, |n| ours(breaker, n)))
             });
         }
+        group.bench_function("no_breaker", |b| {
+            b.iter_custom(|iters| {
+                parallel(threads, iters, |n| {
+                    for _ in 0..n {
+                        let _ = black_box(black_box(|| Ok::<u64, ()>(black_box(1)))());
+                    }
+                })
+            })
+        });
         let fc = failsafe_consecutive();
         group.bench_function("failsafe_consecutive", |b| {
             b.iter_custom(|iters| parallel(threads, iters, |n| theirs(&fc, n)))
@@ -117,15 +147,15 @@ fn rejected(c: &mut Criterion) {
     }
     assert!(open.call(|| Ok::<(), ()>(())).is_err());
     group.bench_function("bulwark_open", |b| {
-        b.iter(|| black_box(open.call(|| Ok::<u64, ()>(black_box(1)))).is_err())
+        b.iter_custom(|iters| parallel(1, iters, |n| ours(&open, n)))
     });
-    let theirs = failsafe_consecutive();
+    let peer = failsafe_consecutive();
     for _ in 0..5 {
-        let _ = theirs.call(|| Err::<(), ()>(()));
+        let _ = peer.call(|| Err::<(), ()>(()));
     }
-    assert!(theirs.call(|| Ok::<(), ()>(())).is_err());
+    assert!(peer.call(|| Ok::<(), ()>(())).is_err());
     group.bench_function("failsafe_open", |b| {
-        b.iter(|| black_box(theirs.call(|| Ok::<u64, ()>(black_box(1)))).is_err())
+        b.iter_custom(|iters| parallel(1, iters, |n| theirs(&peer, n)))
     });
     group.finish();
 }

@@ -235,7 +235,7 @@ fn manager(dir: &Path, compression: Compression, parallel: bool) -> StateCheckpo
     let _ = fs::remove_dir_all(dir);
     StateCheckpointManager::builder(Arc::new(FsStore::open(dir).unwrap()))
         .compression(compression)
-        .parallel_hash(parallel)
+        .parallel(parallel)
         .build()
         .unwrap()
 }
@@ -249,11 +249,20 @@ fn checkpoint(c: &mut Criterion) {
     let mut sizes = String::new();
     let cases: Vec<(&str, Compression, bool)> = vec![
         ("none", Compression::new(Codec::None), false),
-        ("gzip6", Compression::new(Codec::Gzip), false),
-        ("zstd1", Compression::new(Codec::Zstd).with_level(1), false),
-        ("zstd3", Compression::new(Codec::Zstd), false),
-        ("zstd3-parallel-hash", Compression::new(Codec::Zstd), true),
-        ("zstd6", Compression::new(Codec::Zstd).with_level(6), false),
+        ("gzip6", Compression::new(Codec::Gzip), true),
+        (
+            "zstd1-sequential",
+            Compression::new(Codec::Zstd).with_level(1),
+            false,
+        ),
+        ("zstd1", Compression::default(), true),
+        (
+            "zstd3-sequential",
+            Compression::new(Codec::Zstd).with_level(3),
+            false,
+        ),
+        ("zstd3", Compression::new(Codec::Zstd).with_level(3), true),
+        ("zstd6", Compression::new(Codec::Zstd).with_level(6), true),
     ];
     for (label, target) in [("100k", 100 * 1024), ("1m", 1024 * 1024)] {
         let state = chat_state(target);
@@ -298,7 +307,7 @@ fn checkpoint(c: &mut Criterion) {
                 meta.stored_size,
                 100.0 * meta.compression_ratio()
             ));
-            if !*parallel {
+            if !codec.ends_with("-sequential") {
                 let id = meta.id;
                 group.bench_function(format!("load/{codec}"), |b| {
                     b.to_async(&runtime).iter(|| {

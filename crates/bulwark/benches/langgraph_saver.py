@@ -21,11 +21,18 @@ def measure(fn, iterations, warmup=5):
     for _ in range(warmup):
         fn()
     times = []
+    cpu_start = time.process_time()
     for _ in range(iterations):
         start = time.perf_counter_ns()
         fn()
         times.append((time.perf_counter_ns() - start) / 1e6)
-    return {"median_ms": statistics.median(times), "mean_ms": statistics.fmean(times), "n": iterations}
+    cpu_ms = (time.process_time() - cpu_start) * 1000 / iterations
+    return {
+        "median_ms": statistics.median(times),
+        "mean_ms": statistics.fmean(times),
+        "cpu_ms": cpu_ms,
+        "n": iterations,
+    }
 
 
 def bench(path):

@@ -30,6 +30,7 @@ pub mod breaker;
 pub mod checkpoint;
 pub mod clock;
 pub mod ratelimit;
+mod serde_duration;
 mod sync;
 pub mod telemetry;
 

@@ -189,3 +189,18 @@ async fn a_dropped_response_future_gives_its_trial_slot_back() {
     assert_eq!(breaker.snapshot().trials_in_flight, 0);
     assert_eq!(breaker.state(), State::HalfOpen);
 }
+
+#[tokio::test]
+async fn half_open_with_every_trial_slot_taken_answers_503_with_retry_after_one_second() {
+    let app = app(|l| l);
+    app.status.store(500, Ordering::SeqCst);
+    get_root(&app.router).await;
+    get_root(&app.router).await;
+    app.clock.advance(Duration::from_secs(60));
+    let trial = app.breaker.try_acquire().unwrap(); // the only slot (half_open_max_calls = 1)
+    let response = get_root(&app.router).await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(response.headers()["retry-after"], "1");
+    trial.success();
+    assert_eq!(app.breaker.state(), State::Closed);
+}

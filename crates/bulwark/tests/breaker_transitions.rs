@@ -384,3 +384,56 @@ fn global_registry_is_one_per_process() {
         .unwrap();
     assert_eq!(b.state(), State::ForcedOpen);
 }
+
+/// Collects what a `tracing` fmt subscriber writes.
+#[derive(Clone, Default)]
+struct Captured(Arc<Mutex<Vec<u8>>>);
+
+impl std::io::Write for Captured {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.lock().unwrap().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn every_transition_is_a_tracing_event() {
+    let captured = Captured::default();
+    let writer = captured.clone();
+    let subscriber = tracing_subscriber::fmt()
+        .with_writer(move || writer.clone())
+        .with_ansi(false)
+        .finish();
+    tracing::subscriber::with_default(subscriber, || {
+        let (b, clock) = breaker(CircuitBreakerConfig::new(1, 1, Duration::from_secs(1), 1));
+        fail(&b);
+        clock.advance(Duration::from_secs(1));
+        succeed(&b);
+    });
+    let log = String::from_utf8(captured.0.lock().unwrap().clone()).unwrap();
+    let lines: Vec<_> = log.lines().collect();
+    assert_eq!(lines.len(), 3, "{log}");
+    assert!(lines[0].contains("WARN") && lines[0].contains("circuit breaker opened"));
+    assert!(
+        lines[0].contains("breaker=\"dep\"") || lines[0].contains("breaker=dep"),
+        "{}",
+        lines[0]
+    );
+    assert!(
+        lines[0].contains("reason=\"failure_threshold\"")
+            || lines[0].contains("reason=failure_threshold")
+    );
+    assert!(
+        lines[1].contains("to=\"half_open\"") || lines[1].contains("to=half_open"),
+        "{}",
+        lines[1]
+    );
+    assert!(
+        lines[2].contains("INFO") && lines[2].contains("trials_succeeded"),
+        "{}",
+        lines[2]
+    );
+}

@@ -199,3 +199,46 @@ async fn fenced_saves_refuse_to_fork_the_history(store: Arc<dyn CheckpointStore>
     ));
 }
 conformance!(fenced_saves_refuse_to_fork_the_history);
+
+async fn a_fenced_manager_save_conflicts_when_another_writer_moved_on(
+    store: Arc<dyn CheckpointStore>,
+) {
+    use bulwark::checkpoint::{Parent, SaveOptions};
+    // Two managers on one store behave like two processes: they share no in-process lock.
+    let writer_a = StateCheckpointManager::new(Arc::clone(&store));
+    let writer_b = StateCheckpointManager::new(store);
+    let first = writer_a
+        .save_checkpoint(&chat(1), "fenced", "wf")
+        .await
+        .unwrap();
+    let expect_first = || SaveOptions::default().parent(Parent::Expect(Some(first)));
+    let second = writer_a
+        .save_with(&chat(2), "fenced", "wf", expect_first())
+        .await
+        .unwrap();
+    assert_eq!(second.parent_id, Some(first));
+    match writer_b
+        .save_with(&chat(2), "fenced", "wf", expect_first())
+        .await
+    {
+        Err(CheckpointError::Store(StoreError::Conflict { expected, actual })) => {
+            assert_eq!((expected, actual), (Some(first), Some(second.id)));
+        }
+        other => panic!("expected a conflict, got {other:?}"),
+    }
+    assert_eq!(
+        writer_b
+            .get_latest_checkpoint("fenced", "wf")
+            .await
+            .unwrap(),
+        Some(second.id)
+    );
+    let fresh = SaveOptions::default().parent(Parent::Expect(None));
+    assert!(
+        writer_b
+            .save_with(&chat(1), "fenced", "new-wf", fresh)
+            .await
+            .is_ok()
+    );
+}
+conformance!(a_fenced_manager_save_conflicts_when_another_writer_moved_on);

@@ -121,3 +121,28 @@ fn threads_on_many_keys_never_over_admit_any_key() {
     });
     assert_eq!(admitted.iter().sum::<usize>(), 100 * 5);
 }
+
+#[tokio::test(start_paused = true)]
+async fn acquire_on_a_key_waits_for_that_key_only() {
+    let (limiter, clock) = keyed::<&str>(RateLimitConfig::per_second(1));
+    limiter
+        .acquire(&"a", 1, Duration::from_secs(5))
+        .await
+        .unwrap();
+    let waiting = tokio::spawn({
+        let limiter = limiter.clone();
+        async move { limiter.acquire(&"a", 1, Duration::from_secs(5)).await }
+    });
+    tokio::task::yield_now().await;
+    assert!(!waiting.is_finished());
+    // Another key is not held up by the wait on "a".
+    limiter.acquire(&"b", 1, Duration::ZERO).await.unwrap();
+    clock.advance(Duration::from_secs(1));
+    waiting.await.unwrap().unwrap();
+    assert!(
+        limiter
+            .acquire(&"a", 1, Duration::from_millis(500))
+            .await
+            .is_err()
+    );
+}

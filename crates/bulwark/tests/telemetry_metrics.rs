@@ -420,3 +420,87 @@ fn promtool_accepts_the_prometheus_text() {
         String::from_utf8_lossy(&output.stderr)
     );
 }
+
+#[test]
+fn a_breaker_with_the_metrics_listener_reports_state_calls_and_rejections() {
+    use bulwark::breaker::{CircuitBreaker, CircuitBreakerConfig};
+    use bulwark::telemetry::observers::BreakerMetricsListener;
+
+    let registry = MetricsRegistry::default();
+    let clock = ManualClock::new();
+    let breaker = CircuitBreaker::builder("payments", CircuitBreakerConfig::default())
+        .clock(clock.clone())
+        .listener(Arc::new(BreakerMetricsListener::new(&registry)))
+        .build()
+        .unwrap();
+    let _ = breaker.call(|| Ok::<_, ()>(()));
+    for _ in 0..5 {
+        let _ = breaker.call(|| Err::<(), _>("timeout"));
+    }
+    let _ = breaker.call(|| Ok::<_, ()>(()));
+    let _ = breaker.call(|| Ok::<_, ()>(()));
+    let state = |s| {
+        value(
+            &registry,
+            CIRCUITBREAKER_STATE,
+            &[("name", "payments"), ("state", s)],
+        )
+    };
+    assert_eq!(state("open"), Some(SeriesValue::Gauge { value: 1.0 }));
+    assert_eq!(state("closed"), Some(SeriesValue::Gauge { value: 0.0 }));
+    assert_eq!(
+        value(
+            &registry,
+            "bulwark_circuitbreaker_not_permitted_calls_total",
+            &[("name", "payments")]
+        ),
+        Some(SeriesValue::Counter { value: 2 })
+    );
+    let count = |kind| match value(
+        &registry,
+        CIRCUITBREAKER_CALLS_SECONDS,
+        &[("name", "payments"), ("kind", kind)],
+    ) {
+        Some(SeriesValue::Histogram { count, .. }) => count,
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(count("successful"), 1);
+    assert_eq!(count("failed"), 5);
+    clock.advance(Duration::from_secs(60));
+    let _ = breaker.state();
+    assert_eq!(state("half_open"), Some(SeriesValue::Gauge { value: 1.0 }));
+}
+
+#[tokio::test]
+async fn a_checkpoint_manager_with_the_metrics_observer_reports_saves_loads_and_sizes() {
+    use bulwark::checkpoint::{FsStore, StateCheckpointManager};
+    use bulwark::telemetry::observers::CheckpointMetricsObserver;
+
+    let dir = tempfile::tempdir().unwrap();
+    let registry = MetricsRegistry::default();
+    let manager = StateCheckpointManager::builder(Arc::new(FsStore::open(dir.path()).unwrap()))
+        .observer(CheckpointMetricsObserver::new(&registry))
+        .build()
+        .unwrap();
+    let state = serde_json::json!({"messages": vec!["hello"; 1000]});
+    let id = manager
+        .save_checkpoint(&state, "agent", "wf")
+        .await
+        .unwrap();
+    let _: serde_json::Value = manager.load_checkpoint(&id).await.unwrap();
+    let count = |name: &str, labels: &[(&str, &str)]| match value(&registry, name, labels) {
+        Some(SeriesValue::Histogram { count, sum, .. }) => (count, sum),
+        other => panic!("{name}: {other:?}"),
+    };
+    assert_eq!(count("bulwark_checkpoint_save_seconds", &[]).0, 1);
+    assert_eq!(count("bulwark_checkpoint_load_seconds", &[]).0, 1);
+    let (n, uncompressed) = count(
+        CHECKPOINT_BYTES,
+        &[("operation", "save"), ("form", "uncompressed")],
+    );
+    assert_eq!(n, 1);
+    assert_eq!(
+        uncompressed as usize,
+        serde_json::to_vec(&state).unwrap().len()
+    );
+}

@@ -83,21 +83,17 @@ fn record_and_export(
     });
     exporter.flush();
     exporter.shutdown();
+    let failures = registry
+        .snapshot()
+        .metrics
+        .into_iter()
+        .find(|m| m.name == "bulwark_telemetry_export_failures_total")
+        .map(|m| m.series.into_iter().map(|s| s.value).collect::<Vec<_>>());
     assert_eq!(
-        registry
-            .snapshot()
-            .metrics
-            .iter()
-            .find(|m| m.name == "bulwark_telemetry_export_failures_total")
-            .map(|m| m
-                .series
-                .iter()
-                .map(|s| matches!(
-                    s.value,
-                    bulwark::telemetry::metrics::SeriesValue::Counter { value: 0 }
-                ))
-                .all(|z| z)),
-        Some(true),
+        failures,
+        Some(vec![bulwark::telemetry::metrics::SeriesValue::Counter {
+            value: 0
+        }]),
         "the export to {url} failed"
     );
     (trace_id, store.spans(trace_id))
@@ -118,13 +114,11 @@ fn fetch_spans(url: &str, trace_id: TraceId, expected: usize) -> Vec<Value> {
                 "{url}/v1/projects/default/spans?trace_id={trace_id}&limit=1000"
             ))
             .send();
-        if let Ok(response) = response {
-            if let Ok(body) = response.json::<Value>() {
-                last = body["data"].as_array().cloned().unwrap_or_default();
-                last.retain(|s| s["context"]["trace_id"] == trace_id.to_string());
-                if last.len() >= expected {
-                    return last;
-                }
+        if let Ok(body) = response.and_then(|r| r.json::<Value>()) {
+            last = body["data"].as_array().cloned().unwrap_or_default();
+            last.retain(|s| s["context"]["trace_id"] == trace_id.to_string());
+            if last.len() >= expected {
+                return last;
             }
         }
         std::thread::sleep(Duration::from_millis(250));

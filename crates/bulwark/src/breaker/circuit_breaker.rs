@@ -10,7 +10,7 @@ use super::core::Core;
 use super::error::{CircuitBreakerError, ConfigError, Rejected};
 use super::listener::{BreakerListener, Listeners, TransitionReason};
 use super::permit::{OwnedPermit, Permit};
-use super::snapshot::BreakerSnapshot;
+use super::snapshot::{BreakerSnapshot, WindowCounts};
 use super::state::{State, Word};
 use crate::clock::{Clock, MonotonicClock};
 
@@ -111,7 +111,11 @@ impl<C: Clock> CircuitBreaker<C> {
         f: impl FnOnce() -> Result<T, E>,
         is_failure: impl FnOnce(&E) -> bool,
     ) -> Result<T, CircuitBreakerError<E>> {
-        let permit = self.try_acquire()?;
+        let ticket = match self.core.acquire() {
+            Ok(ticket) => ticket,
+            Err(refusal) => return Err(CircuitBreakerError::Rejected(self.core.rejected(refusal))),
+        };
+        let permit = Permit::new(&self.core, ticket);
         let result = f();
         match &result {
             Ok(_) => permit.success(),
@@ -137,7 +141,11 @@ impl<C: Clock> CircuitBreaker<C> {
         future: impl Future<Output = Result<T, E>>,
         is_failure: impl FnOnce(&E) -> bool,
     ) -> Result<T, CircuitBreakerError<E>> {
-        let permit = self.try_acquire()?;
+        let ticket = match self.core.acquire() {
+            Ok(ticket) => ticket,
+            Err(refusal) => return Err(CircuitBreakerError::Rejected(self.core.rejected(refusal))),
+        };
+        let permit = Permit::new(&self.core, ticket);
         let result = future.await;
         match &result {
             Ok(_) => permit.success(),
@@ -149,14 +157,18 @@ impl<C: Clock> CircuitBreaker<C> {
     /// Asks to make one call; the permit must then be settled (or dropped).
     #[inline]
     pub fn try_acquire(&self) -> Result<Permit<'_, C>, Rejected> {
-        self.core.acquire().map(|t| Permit::new(&self.core, t))
+        match self.core.acquire() {
+            Ok(ticket) => Ok(Permit::new(&self.core, ticket)),
+            Err(refusal) => Err(self.core.rejected(refusal)),
+        }
     }
 
     /// [`try_acquire`](Self::try_acquire) returning a permit that owns a handle on the breaker.
     pub fn try_acquire_owned(&self) -> Result<OwnedPermit<C>, Rejected> {
-        self.core
-            .acquire()
-            .map(|t| OwnedPermit::new(Arc::clone(&self.core), t))
+        match self.core.acquire() {
+            Ok(ticket) => Ok(OwnedPermit::new(Arc::clone(&self.core), ticket)),
+            Err(refusal) => Err(self.core.rejected(refusal)),
+        }
     }
 
     /// The current state. OPEN whose timeout has passed is reported (and becomes) HALF_OPEN.
@@ -236,7 +248,10 @@ impl<C: Clock> CircuitBreaker<C> {
                 0
             },
             trials_in_flight: word.trials(),
-            window: self.core.window_tally(),
+            window: self
+                .core
+                .window_tally()
+                .map(|(failures, calls)| WindowCounts { failures, calls }),
             since_last_transition: last.map(|(at, _)| Duration::from_nanos(now.saturating_sub(at))),
             last_transition_unix_ms: last.map(|(_, wall)| wall),
             next_trial_in: self.core.next_trial_in(),

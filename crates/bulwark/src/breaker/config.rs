@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
-use super::serde_duration;
+use crate::serde_duration;
 use super::state::MAX_COUNT;
 
 /// When a breaker opens and how it recovers. Defaults are the original system's: open after

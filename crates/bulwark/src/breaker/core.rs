@@ -19,48 +19,11 @@ use super::error::Rejected;
 use super::listener::{CallEvent, CallOutcome, Listeners, Transition, TransitionReason};
 use super::state::{State, Word};
 use super::stats::Stats;
+use super::ticket::{Finish, NO_START, Refusal, Role, Ticket};
 use super::window::Window;
 use crate::clock::{Clock, duration_to_nanos};
 
 const NEVER: u64 = u64::MAX;
-
-/// What a permit lets its holder do.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Role {
-    /// An ordinary call in CLOSED.
-    Closed,
-    /// A trial call in HALF_OPEN; holds one of the `half_open_max_calls` slots.
-    Trial,
-    /// A call through a disabled breaker; counted, never trips anything.
-    Disabled,
-}
-
-/// The breaker's side of a permit.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct Ticket {
-    epoch: u32,
-    pub(crate) role: Role,
-    /// Clock time at admission, read only when someone needs durations.
-    start: Option<u64>,
-}
-
-impl Ticket {
-    pub(crate) fn state(&self) -> State {
-        match self.role {
-            Role::Closed => State::Closed,
-            Role::Trial => State::HalfOpen,
-            Role::Disabled => State::Disabled,
-        }
-    }
-}
-
-/// How a permit ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub(crate) enum Finish {
-    Success,
-    Failure,
-    Cancelled,
-}
 
 pub(crate) struct Core<C> {
     word: AtomicU64,
@@ -109,14 +72,18 @@ impl<C: Clock> Core<C> {
     }
 
     #[inline]
-    fn ticket(&self, epoch: u32, role: Role) -> Ticket {
-        let start = (self.slow.is_some() || self.listeners.any()).then(|| self.clock.now_nanos());
-        Ticket { epoch, role, start }
+    fn ticket(&self, epoch: u32, role: Role) -> (Ticket, u64) {
+        let start = if self.slow.is_some() || self.listeners.any() {
+            self.clock.now_nanos().min(NO_START - 1)
+        } else {
+            NO_START
+        };
+        (Ticket::new(epoch, role), start)
     }
 
     /// Admits a call or says why not. CLOSED costs one atomic load.
     #[inline]
-    pub(crate) fn acquire(&self) -> Result<Ticket, Rejected> {
+    pub(crate) fn acquire(&self) -> Result<(Ticket, u64), Refusal> {
         let w = self.load();
         if w.kind() == State::Closed {
             return Ok(self.ticket(w.epoch(), Role::Closed));
@@ -125,7 +92,7 @@ impl<C: Clock> Core<C> {
     }
 
     #[cold]
-    fn acquire_slow(&self, mut w: Word) -> Result<Ticket, Rejected> {
+    fn acquire_slow(&self, mut w: Word) -> Result<(Ticket, u64), Refusal> {
         loop {
             match w.kind() {
                 State::Closed => return Ok(self.ticket(w.epoch(), Role::Closed)),
@@ -177,21 +144,47 @@ impl<C: Clock> Core<C> {
     }
 
     #[cold]
-    fn reject(&self, state: State, wait: Option<u64>) -> Rejected {
+    fn reject(&self, state: State, wait: Option<u64>) -> Refusal {
         self.stats.rejected();
         self.notify_call(CallOutcome::Rejected, state, Duration::ZERO);
+        Refusal::new(state, wait)
+    }
+
+    /// The public form of a refusal (kept out of [`acquire`](Self::acquire) so that the
+    /// refusal travels as one word and the error is built where the caller keeps it).
+    #[inline]
+    pub(crate) fn rejected(&self, refusal: Refusal) -> Rejected {
         Rejected {
             breaker: Arc::clone(&self.name),
-            state,
-            retry_after: wait.map(Duration::from_nanos),
+            state: refusal.state(),
+            retry_after: refusal.wait().map(Duration::from_nanos),
         }
     }
 
-    /// Settles a permit.
-    pub(crate) fn finish(&self, ticket: Ticket, finish: Finish) {
+    /// Settles a permit. The common case, a success in CLOSED (consecutive mode, nobody timing
+    /// calls), is one add to this thread's counter shard and one load of the word.
+    #[inline]
+    pub(crate) fn finish(&self, ticket: Ticket, start: u64, finish: Finish) {
+        if finish == Finish::Success
+            && ticket.role() == Some(Role::Closed)
+            && start == NO_START
+            && self.window.is_none()
+        {
+            self.stats.success();
+            if self.load().count() != 0 {
+                self.record_closed(ticket.epoch(), false, None);
+            }
+            return;
+        }
+        self.finish_slow(ticket, start, finish);
+    }
+
+    fn finish_slow(&self, ticket: Ticket, start: u64, finish: Finish) {
+        let Some(role) = ticket.role() else { return };
+        let start = (start != NO_START).then_some(start);
         let mut end = None;
         let outcome = match finish {
-            Finish::Success => match (self.slow, ticket.start) {
+            Finish::Success => match (self.slow, start) {
                 (Some(slow), Some(start)) => {
                     let now = self.clock.now_nanos();
                     end = Some(now);
@@ -212,13 +205,13 @@ impl<C: Clock> Core<C> {
             _ => self.stats.failure(),
         }
         let failed = matches!(outcome, CallOutcome::Failure | CallOutcome::SlowCall);
-        match ticket.role {
+        match role {
             Role::Disabled => {}
             Role::Closed if outcome == CallOutcome::Cancelled => {}
-            Role::Closed => self.record_closed(ticket.epoch, failed, end),
-            Role::Trial => self.finish_trial(ticket.epoch, outcome),
+            Role::Closed => self.record_closed(ticket.epoch(), failed, end),
+            Role::Trial => self.finish_trial(ticket.epoch(), outcome),
         }
-        if let Some(start) = ticket.start
+        if let Some(start) = start
             && self.listeners.any()
         {
             let end = end.unwrap_or_else(|| self.clock.now_nanos());
@@ -227,7 +220,6 @@ impl<C: Clock> Core<C> {
         }
     }
 
-    #[inline]
     fn record_closed(&self, epoch: u32, failed: bool, now: Option<u64>) {
         let current = |w: Word| w.kind() == State::Closed && w.epoch() == epoch;
         match &self.window {

@@ -54,11 +54,11 @@ mod layer;
 mod listener;
 mod permit;
 mod registry;
-mod serde_duration;
 mod service;
 mod snapshot;
 mod state;
 mod stats;
+mod ticket;
 mod window;
 
 pub use circuit_breaker::{CircuitBreaker, CircuitBreakerBuilder};
@@ -69,5 +69,5 @@ pub use listener::{BreakerListener, CallEvent, CallOutcome, Transition, Transiti
 pub use permit::{OwnedPermit, Permit};
 pub use registry::BreakerRegistry;
 pub use service::CircuitBreakerService;
-pub use snapshot::BreakerSnapshot;
+pub use snapshot::{BreakerSnapshot, WindowCounts};
 pub use state::State;

@@ -3,8 +3,9 @@
 use std::fmt;
 use std::sync::Arc;
 
-use super::core::{Core, Finish, Ticket};
+use super::core::Core;
 use super::state::State;
+use super::ticket::{Finish, Ticket};
 use crate::clock::{Clock, MonotonicClock};
 
 /// How a permit ends when it is dropped unsettled: a panic unwinding through it is a failure of
@@ -26,19 +27,22 @@ fn on_drop() -> Finish {
 #[must_use = "a permit should be settled with success() or failure()"]
 pub struct Permit<'a, C: Clock = MonotonicClock> {
     core: &'a Core<C>,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
+    start: u64,
 }
 
 /// A [`Permit`] that owns a handle on its breaker, for futures that must be `'static`.
 #[must_use = "a permit should be settled with success() or failure()"]
 pub struct OwnedPermit<C: Clock = MonotonicClock> {
     core: Arc<Core<C>>,
-    ticket: Option<Ticket>,
+    ticket: Ticket,
+    start: u64,
 }
 
 macro_rules! permit_methods {
     () => {
         /// The call succeeded.
+        #[inline]
         pub fn success(self) {
             self.record(false);
         }
@@ -49,29 +53,31 @@ macro_rules! permit_methods {
         }
 
         /// The call ended; `failed` says whether it counts as a failure.
+        #[inline]
         pub fn record(mut self, failed: bool) {
-            if let Some(ticket) = self.ticket.take() {
-                let finish = if failed {
-                    Finish::Failure
-                } else {
-                    Finish::Success
-                };
-                self.core.finish(ticket, finish);
-            }
+            let ticket = std::mem::replace(&mut self.ticket, Ticket::SPENT);
+            let finish = if failed {
+                Finish::Failure
+            } else {
+                Finish::Success
+            };
+            self.core.finish(ticket, self.start, finish);
         }
 
         /// The state that admitted the call: CLOSED, HALF_OPEN (a trial) or DISABLED.
         pub fn state(&self) -> State {
-            self.ticket.map_or(State::Closed, |t| t.state())
+            self.ticket.state()
         }
     };
 }
 
 impl<'a, C: Clock> Permit<'a, C> {
-    pub(crate) fn new(core: &'a Core<C>, ticket: Ticket) -> Self {
+    #[inline]
+    pub(crate) fn new(core: &'a Core<C>, (ticket, start): (Ticket, u64)) -> Self {
         Self {
             core,
-            ticket: Some(ticket),
+            ticket,
+            start,
         }
     }
 
@@ -79,10 +85,11 @@ impl<'a, C: Clock> Permit<'a, C> {
 }
 
 impl<C: Clock> OwnedPermit<C> {
-    pub(crate) fn new(core: Arc<Core<C>>, ticket: Ticket) -> Self {
+    pub(crate) fn new(core: Arc<Core<C>>, (ticket, start): (Ticket, u64)) -> Self {
         Self {
             core,
-            ticket: Some(ticket),
+            ticket,
+            start,
         }
     }
 
@@ -91,16 +98,16 @@ impl<C: Clock> OwnedPermit<C> {
 
 impl<C: Clock> Drop for Permit<'_, C> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.core.finish(ticket, on_drop());
+        if self.ticket != Ticket::SPENT {
+            self.core.finish(self.ticket, self.start, on_drop());
         }
     }
 }
 
 impl<C: Clock> Drop for OwnedPermit<C> {
     fn drop(&mut self) {
-        if let Some(ticket) = self.ticket.take() {
-            self.core.finish(ticket, on_drop());
+        if self.ticket != Ticket::SPENT {
+            self.core.finish(self.ticket, self.start, on_drop());
         }
     }
 }

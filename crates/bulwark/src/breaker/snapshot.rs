@@ -5,7 +5,7 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::config::CircuitBreakerConfig;
-use super::serde_duration;
+use crate::serde_duration;
 use super::state::State;
 
 /// One breaker as the HTTP API lists it. Durations serialize as whole milliseconds
@@ -29,8 +29,8 @@ pub struct BreakerSnapshot {
     pub consecutive_failures: u32,
     /// Trial calls running now.
     pub trials_in_flight: u32,
-    /// `(failures, calls)` in the sliding window now, in sliding-window mode.
-    pub window: Option<(u64, u64)>,
+    /// What the sliding window holds now, in sliding-window mode.
+    pub window: Option<WindowCounts>,
     /// Time since the last change of state; `None` if it never changed.
     #[serde(rename = "since_last_transition_ms", with = "serde_duration::millis")]
     pub since_last_transition: Option<Duration>,
@@ -39,4 +39,14 @@ pub struct BreakerSnapshot {
     /// Time until the next trial call is admitted, when OPEN.
     #[serde(rename = "next_trial_in_ms", with = "serde_duration::millis")]
     pub next_trial_in: Option<Duration>,
+}
+
+/// The calls a sliding window holds.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct WindowCounts {
+    /// Failed calls in the window.
+    pub failures: u64,
+    /// All calls in the window.
+    pub calls: u64,
 }

@@ -3,6 +3,7 @@
 //! Each thread adds to one of a few cache-line-sized shards (chosen once per thread); a reader
 //! sums the shards. Counting a call is one uncontended atomic add.
 
+use std::cell::Cell;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 const SHARDS: usize = 8;
@@ -28,18 +29,27 @@ pub(crate) struct Stats {
     shards: [Shard; SHARDS],
 }
 
+#[inline]
 fn shard_index() -> usize {
     static NEXT: AtomicUsize = AtomicUsize::new(0);
     thread_local! {
-        static INDEX: usize = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        static INDEX: Cell<usize> = const { Cell::new(usize::MAX) };
     }
-    INDEX.with(|i| *i)
+    INDEX.with(|i| {
+        let index = i.get();
+        if index != usize::MAX {
+            return index;
+        }
+        let index = NEXT.fetch_add(1, Ordering::Relaxed) % SHARDS;
+        i.set(index);
+        index
+    })
 }
 
 impl Stats {
     #[inline]
     fn shard(&self) -> &Shard {
-        &self.shards[shard_index()]
+        &self.shards[shard_index() % SHARDS]
     }
 
     #[inline]

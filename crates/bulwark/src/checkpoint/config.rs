@@ -35,10 +35,11 @@ impl SizeBudget {
 #[serde(default)]
 #[non_exhaustive]
 pub struct ManagerConfig {
-    /// Codec and level of new checkpoints (zstd 3 by default).
+    /// Codec and level of new checkpoints (zstd level 1 by default).
     pub compression: Compression,
-    /// Hash the state on a second thread while compressing it.
-    pub parallel_hash: bool,
+    /// For states of at least 128 KiB: hash on one thread while compressing on others (zstd
+    /// compresses chunks in parallel, as concatenated frames). Measured in docs/PERFORMANCE.md.
+    pub parallel: bool,
     /// Per-checkpoint size limits.
     pub size_budget: SizeBudget,
     /// Applied automatically in the background every `cleanup_every` saves, when set.
@@ -51,7 +52,7 @@ impl Default for ManagerConfig {
     fn default() -> Self {
         Self {
             compression: Compression::default(),
-            parallel_hash: false,
+            parallel: true,
             size_budget: SizeBudget::default(),
             retention: None,
             cleanup_every: 100,
@@ -92,6 +93,11 @@ pub enum Parent {
     Explicit(CheckpointId),
     /// None: the start of a new history.
     None,
+    /// Fenced: follows exactly this checkpoint (`None`: starts the history), and fails with
+    /// [`StoreError::Conflict`](super::StoreError::Conflict) when the workflow's newest
+    /// checkpoint is anything else at the moment of storing — another writer got there
+    /// first. The store checks atomically where it can (PostgreSQL).
+    Expect(Option<CheckpointId>),
 }
 
 /// Options of one save beyond the state and its owner.

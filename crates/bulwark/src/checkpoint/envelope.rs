@@ -79,8 +79,8 @@ pub(crate) struct NewCheckpoint<'a> {
 #[derive(Clone, Copy, Debug)]
 pub(crate) struct EncodeOptions<'a> {
     pub(crate) compression: Compression,
-    /// Hash on a second thread while compressing on this one.
-    pub(crate) parallel_hash: bool,
+    /// Hash and compress large states on several threads.
+    pub(crate) parallel: bool,
     pub(crate) keyring: Option<&'a Keyring>,
 }
 
@@ -91,26 +91,58 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
+/// States below this are hashed and compressed on the calling thread: spawning threads would
+/// cost more than it saves.
+const PARALLEL_MIN: usize = 128 << 10;
+/// The most threads one save uses.
+const MAX_THREADS: usize = 4;
+
+/// SHA-256 and compressed bytes of `state`. For large states with `parallel`, the hash runs on
+/// the calling thread while zstd compresses equal chunks on scoped threads, one frame each;
+/// concatenated zstd frames are a valid zstd stream (RFC 8878 §3.1), so decoding is unchanged.
+fn hash_and_compress(
+    state: &[u8],
+    options: EncodeOptions<'_>,
+) -> Result<([u8; 32], Vec<u8>), CheckpointError> {
+    let compression = options.compression;
+    if !options.parallel || state.len() < PARALLEL_MIN || compression.codec == Codec::None {
+        return Ok((sha256(state), codec::compress(compression, state)?));
+    }
+    let panicked = || CheckpointError::InvalidInput {
+        what: "state",
+        reason: "a compression thread panicked".into(),
+    };
+    let threads = std::thread::available_parallelism()
+        .map_or(1, |n| n.get())
+        .clamp(1, MAX_THREADS);
+    std::thread::scope(|scope| {
+        if compression.codec == Codec::Zstd && threads > 1 {
+            let chunk = state.len().div_ceil(threads);
+            let workers: Vec<_> = state
+                .chunks(chunk)
+                .map(|part| scope.spawn(move || codec::compress(compression, part)))
+                .collect();
+            let digest = sha256(state);
+            let mut out = Vec::with_capacity(state.len() / 3);
+            for worker in workers {
+                out.extend_from_slice(&worker.join().map_err(|_| panicked())??);
+            }
+            Ok((digest, out))
+        } else {
+            let hasher = scope.spawn(|| sha256(state));
+            let compressed = codec::compress(compression, state)?;
+            Ok((hasher.join().map_err(|_| panicked())?, compressed))
+        }
+    })
+}
+
 /// Encodes `state` (already serialized) into envelope bytes.
 pub(crate) fn encode(
     new: &NewCheckpoint<'_>,
     state: &[u8],
     options: EncodeOptions<'_>,
 ) -> Result<(CheckpointMetadata, Vec<u8>), CheckpointError> {
-    let (digest, compressed) = if options.parallel_hash && options.compression.codec != Codec::None
-    {
-        std::thread::scope(|scope| {
-            let hasher = scope.spawn(|| sha256(state));
-            let compressed = codec::compress(options.compression, state);
-            let digest = hasher.join().map_err(|_| CheckpointError::InvalidInput {
-                what: "state",
-                reason: "hashing thread panicked".into(),
-            })?;
-            Ok::<_, CheckpointError>((digest, compressed?))
-        })?
-    } else {
-        (sha256(state), codec::compress(options.compression, state)?)
-    };
+    let (digest, compressed) = hash_and_compress(state, options)?;
     let (payload, encryption) = match options.keyring {
         Some(keyring) if keyring.can_encrypt() => {
             let (info, sealed) = keyring.seal(&compressed, &associated_data(new))?;
@@ -415,7 +447,7 @@ mod tests {
         };
         let options = EncodeOptions {
             compression: Compression::new(codec),
-            parallel_hash: true,
+            parallel: true,
             keyring: None,
         };
         let (meta, bytes) = encode(&new, &state, options).unwrap();
@@ -431,6 +463,36 @@ mod tests {
             assert_eq!(decoded.metadata, meta);
             assert_eq!(decoded.metadata.codec, codec);
             assert_eq!(decoded.metadata.labels["step"], "plan");
+        }
+    }
+
+    #[test]
+    fn a_large_state_compressed_in_parallel_chunks_decodes_to_the_same_bytes() {
+        let state: Vec<u8> = (0..400_000u32)
+            .flat_map(|i| format!("{} ", i % 977).into_bytes())
+            .collect();
+        for codec in [Codec::Gzip, Codec::Zstd] {
+            let new = NewCheckpoint {
+                id: CheckpointId::new(),
+                agent_id: "a",
+                workflow_id: "w",
+                sequence: 1,
+                parent_id: None,
+                created_at_ms: 0,
+                labels: BTreeMap::new(),
+            };
+            let encode_with = |parallel| {
+                let options = EncodeOptions {
+                    compression: Compression::new(codec),
+                    parallel,
+                    keyring: None,
+                };
+                encode(&new, &state, options).unwrap()
+            };
+            let (parallel_meta, parallel_bytes) = encode_with(true);
+            let (sequential_meta, _) = encode_with(false);
+            assert_eq!(parallel_meta.sha256, sequential_meta.sha256);
+            assert_eq!(decode(&parallel_bytes, None).unwrap().state, state);
         }
     }
 

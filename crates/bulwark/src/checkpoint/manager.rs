@@ -85,9 +85,9 @@ impl ManagerBuilder {
         self
     }
 
-    /// Hash on a second thread while compressing.
-    pub fn parallel_hash(mut self, parallel: bool) -> Self {
-        self.config.parallel_hash = parallel;
+    /// Hash and compress large states on several threads (on by default).
+    pub fn parallel(mut self, parallel: bool) -> Self {
+        self.config.parallel = parallel;
         self
     }
 
@@ -290,6 +290,17 @@ impl StateCheckpointManager {
             Parent::Latest => newest.as_ref().map(|m| m.id),
             Parent::Explicit(id) => Some(self.inner.store.metadata(&id).await?.id),
             Parent::None => None,
+            Parent::Expect(expected) => {
+                let actual = newest.as_ref().map(|m| m.id);
+                if actual != expected {
+                    return Err(StoreError::Conflict { expected, actual }.into());
+                }
+                expected
+            }
+        };
+        let fence = match options.parent {
+            Parent::Expect(expected) => Some(expected),
+            _ => None,
         };
         let sequence = newest.as_ref().map_or(1, |m| m.sequence.saturating_add(1));
         let owned = (agent_id.to_owned(), workflow_id.to_owned());
@@ -308,7 +319,7 @@ impl StateCheckpointManager {
             };
             let options = EncodeOptions {
                 compression: config.compression,
-                parallel_hash: config.parallel_hash,
+                parallel: config.parallel,
                 keyring: keyring.as_deref(),
             };
             envelope::encode(&new, &serialized, options)
@@ -340,7 +351,15 @@ impl StateCheckpointManager {
                 warn_bytes,
             });
         }
-        self.inner.store.put(&metadata, bytes).await?;
+        match fence {
+            Some(expected) => {
+                self.inner
+                    .store
+                    .put_fenced(&metadata, bytes, expected.as_ref())
+                    .await?;
+            }
+            None => self.inner.store.put(&metadata, bytes).await?,
+        }
         Ok(metadata)
     }
 

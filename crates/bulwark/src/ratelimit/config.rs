@@ -22,7 +22,7 @@ pub struct RateLimitConfig {
     /// Tokens added per `time_window`; must be at least 1.
     pub max_requests: u32,
     /// The period over which `max_requests` tokens are added; must be longer than zero.
-    #[serde(with = "humantime_serde_compat")]
+    #[serde(with = "crate::serde_duration")]
     pub time_window: Duration,
     /// Extra tokens the bucket holds above `max_requests`.
     #[serde(default)]
@@ -80,43 +80,5 @@ impl fmt::Debug for RateLimitConfig {
             .field("time_window", &self.time_window)
             .field("burst_size", &self.burst_size)
             .finish()
-    }
-}
-
-/// Serializes a `Duration` as a humantime string and accepts either such a string or a number
-/// of seconds when deserializing.
-pub(crate) mod humantime_serde_compat {
-    use std::time::Duration;
-
-    use serde::de::{self, Visitor};
-    use serde::{Deserializer, Serializer};
-
-    pub(crate) fn serialize<S: Serializer>(d: &Duration, s: S) -> Result<S::Ok, S::Error> {
-        s.collect_str(&humantime::format_duration(*d))
-    }
-
-    pub(crate) fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = Duration;
-            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                f.write_str("a duration such as \"60s\" or a number of seconds")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Duration, E> {
-                humantime::parse_duration(v).map_err(E::custom)
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<Duration, E> {
-                Ok(Duration::from_secs(v))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<Duration, E> {
-                u64::try_from(v)
-                    .map(Duration::from_secs)
-                    .map_err(|_| E::custom("a duration cannot be negative"))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<Duration, E> {
-                Duration::try_from_secs_f64(v).map_err(E::custom)
-            }
-        }
-        d.deserialize_any(V)
     }
 }

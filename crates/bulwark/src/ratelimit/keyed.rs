@@ -12,7 +12,7 @@ use hashbrown::HashTable;
 use super::config::RateLimitConfig;
 use super::error::{ConfigError, ExceedsCapacity, RateLimitError, RateLimited};
 use super::gcra::Gcra;
-use super::limiter::{Admitted, limited};
+use super::limiter::{Admitted, limited, wait_until_admitted};
 use super::observer::{Decision, RateLimitObserver};
 use crate::clock::{Clock, MonotonicClock};
 
@@ -132,18 +132,7 @@ where
         tokens: u32,
         max_wait: std::time::Duration,
     ) -> Result<(), RateLimitError> {
-        let deadline = self.inner.clock.now().saturating_add(max_wait);
-        loop {
-            match self.check(key, tokens) {
-                Err(RateLimitError::Limited(limited)) => {
-                    if self.inner.clock.now().saturating_add(limited.retry_after) > deadline {
-                        return Err(limited.into());
-                    }
-                    self.inner.clock.sleep(limited.retry_after).await;
-                }
-                other => return other,
-            }
-        }
+        wait_until_admitted(&self.inner.clock, max_wait, || self.check(key, tokens)).await
     }
 
     /// Whole tokens in `key`'s bucket now.

@@ -139,19 +139,7 @@ impl<C: Clock> RateLimiter<C> {
         tokens: u32,
         max_wait: Duration,
     ) -> Result<(), RateLimitError> {
-        let deadline = self.inner.clock.now().saturating_add(max_wait);
-        loop {
-            match self.check(tokens) {
-                Err(RateLimitError::Limited(limited)) => {
-                    let now = self.inner.clock.now();
-                    if now.saturating_add(limited.retry_after) > deadline {
-                        return Err(limited.into());
-                    }
-                    self.inner.clock.sleep(limited.retry_after).await;
-                }
-                other => return other,
-            }
-        }
+        wait_until_admitted(&self.inner.clock, max_wait, || self.check(tokens)).await
     }
 
     /// Whole tokens in the bucket now.
@@ -225,6 +213,28 @@ impl<C: Clock> RateLimiter<C> {
             notify(observer.as_ref(), inner, &result, tokens);
         }
         result.map_err(Ok)
+    }
+}
+
+/// Retries `check` after each refusal's `retry_after` on `clock`, giving up at once when the
+/// wait would end past `max_wait`. Nothing is reserved between tries, so dropping the future
+/// at any await loses no tokens.
+pub(crate) async fn wait_until_admitted<C: Clock>(
+    clock: &C,
+    max_wait: Duration,
+    mut check: impl FnMut() -> Result<(), RateLimitError>,
+) -> Result<(), RateLimitError> {
+    let deadline = clock.now().saturating_add(max_wait);
+    loop {
+        match check() {
+            Err(RateLimitError::Limited(limited)) => {
+                if clock.now().saturating_add(limited.retry_after) > deadline {
+                    return Err(limited.into());
+                }
+                clock.sleep(limited.retry_after).await;
+            }
+            other => return other,
+        }
     }
 }
 

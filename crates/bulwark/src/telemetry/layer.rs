@@ -144,11 +144,7 @@ impl SpanRecord {
             }
             "otel.status_code" => match value.to_string().to_ascii_lowercase().as_str() {
                 "ok" => self.status = SpanStatus::Ok,
-                "error" => {
-                    if !self.status.is_error() {
-                        self.status = SpanStatus::error("");
-                    }
-                }
+                "error" if !self.status.is_error() => self.status = SpanStatus::error(""),
                 _ => {}
             },
             "otel.status_message" => {

@@ -51,7 +51,6 @@ pub mod propagation;
 pub mod span;
 mod store;
 
-use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use config::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpProtocol, TelemetryConfig};
@@ -123,7 +122,7 @@ impl Telemetry {
 pub struct TelemetryGuard {
     telemetry: Telemetry,
     #[cfg(feature = "otlp")]
-    exporter: Option<Arc<export::OtlpExporter>>,
+    exporter: Option<std::sync::Arc<export::OtlpExporter>>,
 }
 
 impl TelemetryGuard {
@@ -179,7 +178,8 @@ pub fn init(config: TelemetryConfig) -> Result<TelemetryGuard, InitError> {
         Some(otlp) => {
             let resource = export::resource(&config.service_name, &config.resource_attributes);
             let exporter = export::OtlpExporter::start(otlp, resource, &metrics)?;
-            layer = layer.with_sink(Arc::clone(&exporter) as Arc<dyn SpanSink>);
+            layer =
+                layer.with_sink(std::sync::Arc::clone(&exporter) as std::sync::Arc<dyn SpanSink>);
             Some(exporter)
         }
         None => None,

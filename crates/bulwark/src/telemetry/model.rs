@@ -223,6 +223,7 @@ impl FinishedSpan {
     /// Bytes this span occupies on the heap and inline, counting the capacity of its vectors
     /// and owned strings (not allocator overhead).
     pub fn approx_bytes(&self) -> usize {
+        #[allow(clippy::ptr_arg)] // whether the string is owned is the point
         fn cow(s: &Cow<'static, str>) -> usize {
             match s {
                 Cow::Borrowed(_) => 0,

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::{Duration, SystemTime};
 
 use async_trait::async_trait;
@@ -70,6 +70,9 @@ struct Inner {
     options: FsStoreOptions,
     temp_counter: AtomicU64,
     state: Mutex<State>,
+    /// Saves and deletes hold it shared; a rebuild holds it exclusively, so that a checkpoint
+    /// written while the folder is being listed cannot be left out of the rebuilt index.
+    rebuild_lock: RwLock<()>,
 }
 
 #[derive(Default)]
@@ -138,6 +141,7 @@ impl FsStore {
                 options,
                 temp_counter: AtomicU64::new(0),
                 state: Mutex::new(State::default()),
+                rebuild_lock: RwLock::new(()),
             }),
         };
         let report = store.rebuild(true)?;
@@ -168,6 +172,11 @@ impl FsStore {
 
     /// Loads the log (when `use_log`), reconciles it with the folder, and compacts the log.
     fn rebuild(&self, use_log: bool) -> Result<RebuildReport, StoreError> {
+        let _exclusive = self
+            .inner
+            .rebuild_lock
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
         let io = &*self.inner.io;
         let mut index = MemIndex::default();
         let mut log_records = 0u64;
@@ -413,6 +422,11 @@ impl FsStore {
         metadata: &CheckpointMetadata,
         envelope: &[u8],
     ) -> Result<(), StoreError> {
+        let _shared = self
+            .inner
+            .rebuild_lock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let io = &*self.inner.io;
         let path = self.path_of(&metadata.id);
         if self.state().index.contains(&metadata.id) || io.identity(&path).is_ok() {
@@ -476,6 +490,11 @@ impl FsStore {
 
     /// Deletes `id` durably (blocking).
     pub fn delete_blocking(&self, id: &CheckpointId) -> Result<bool, StoreError> {
+        let _shared = self
+            .inner
+            .rebuild_lock
+            .read()
+            .unwrap_or_else(PoisonError::into_inner);
         let io = &*self.inner.io;
         let path = self.path_of(id);
         let existed = match io.remove_file(&path) {

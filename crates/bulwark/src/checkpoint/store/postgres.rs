@@ -78,6 +78,20 @@ impl Default for PostgresStoreOptions {
     }
 }
 
+impl PostgresStoreOptions {
+    /// Keeps at most `n` connections.
+    pub fn max_connections(mut self, n: usize) -> Self {
+        self.max_connections = n;
+        self
+    }
+
+    /// Waits at most `timeout` for a connection.
+    pub fn acquire_timeout(mut self, timeout: Duration) -> Self {
+        self.acquire_timeout = timeout;
+        self
+    }
+}
+
 /// A [`CheckpointStore`] in PostgreSQL, with a connection pool.
 #[derive(Clone)]
 pub struct PostgresStore {

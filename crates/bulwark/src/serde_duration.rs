@@ -1,4 +1,4 @@
-//! `Duration`s in configs: written as humantime strings (`"60s"`, `"1m 30s"`), read from such a
+//! `Duration`s in configs of every primitive: written as humantime strings (`"60s"`, `"1m 30s"`), read from such a
 //! string or from a plain number of seconds.
 
 use std::time::Duration;
