@@ -504,3 +504,40 @@ async fn a_checkpoint_manager_with_the_metrics_observer_reports_saves_loads_and_
         serde_json::to_vec(&state).unwrap().len()
     );
 }
+
+#[test]
+fn a_breaker_transition_is_an_event_of_the_current_span() {
+    use bulwark::breaker::{CircuitBreaker, CircuitBreakerConfig};
+    use bulwark::telemetry::observers::BreakerMetricsListener;
+    use bulwark::telemetry::{TelemetryLayer, TraceStore};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let registry = MetricsRegistry::default();
+    let store = TraceStore::default();
+    let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(store.clone()));
+    tracing::subscriber::with_default(subscriber, || {
+        let breaker = CircuitBreaker::builder("llm", CircuitBreakerConfig::default())
+            .listener(Arc::new(BreakerMetricsListener::new(&registry)))
+            .build()
+            .unwrap();
+        let _call = tracing::info_span!("agent_step").entered();
+        breaker.force_open();
+    });
+    let trace = &store.recent_traces(&Default::default())[0];
+    let span = &store.spans(trace.trace_id)[0];
+    let event = span
+        .events
+        .iter()
+        .find(|e| e.name == "circuit breaker state transition")
+        .expect("a transition event");
+    let attr = |k: &str| {
+        event
+            .attributes
+            .iter()
+            .find(|kv| kv.key == k)
+            .map(|kv| kv.value.to_string())
+    };
+    assert_eq!(attr("breaker").as_deref(), Some("llm"));
+    assert_eq!(attr("from_state").as_deref(), Some("closed"));
+    assert_eq!(attr("to_state").as_deref(), Some("forced_open"));
+}

@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 
 use super::error::ConfigError;
-use crate::serde_duration;
 use super::state::MAX_COUNT;
+use crate::serde_duration;
 
 /// When a breaker opens and how it recovers. Defaults are the original system's: open after
 /// 5 consecutive failures, try again after 60 s with at most 3 trial calls at once, close after

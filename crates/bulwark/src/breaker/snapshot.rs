@@ -5,8 +5,8 @@ use std::time::Duration;
 use serde::Serialize;
 
 use super::config::CircuitBreakerConfig;
-use crate::serde_duration;
 use super::state::State;
+use crate::serde_duration;
 
 /// One breaker as the HTTP API lists it. Durations serialize as whole milliseconds
 /// (`*_ms` fields), `null` when absent.
