@@ -147,3 +147,48 @@ fn sigterm_stops_the_server_cleanly() {
     };
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn sigterm_lets_an_in_flight_workflow_run_finish_and_checkpoint() {
+    let dir = TempDir::new("sigterm-inflight");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[server]\ndata_dir = \"{}\"\n[demo]\nfailure_rate = 0.0\nlatency = \"200ms\"\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let mut server = common::serve(&["--config", &config], &[]);
+    let port = server.port;
+    let request =
+        std::thread::spawn(move || http(port, "POST", "/api/workflows/draining/execute", ""));
+    // Signal once the run has started (its first checkpoint is on disk).
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let list = json_of(
+            &http(
+                port,
+                "GET",
+                "/api/observability/checkpoints?workflow_id=draining",
+                "",
+            )
+            .unwrap(),
+        );
+        if list["items"].as_array().map_or(0, Vec::len) >= 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the run never started");
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    let status = std::process::Command::new("kill")
+        .args(["-TERM", &server.child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let response = request.join().unwrap().unwrap();
+    let body = json_of(&response);
+    assert_eq!(body["status"], "completed", "{response}");
+    assert_eq!(body["steps_executed"], 4, "{response}");
+    let exit = server.child.wait().unwrap();
+    assert!(exit.success(), "{exit:?}");
+}
