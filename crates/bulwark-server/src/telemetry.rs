@@ -1,16 +1,10 @@
-//! Every request counted and timed; breaker events as metrics.
+//! Every request counted and timed; names of the server's own metrics.
 
-use std::collections::HashMap;
-use std::sync::{Arc, PoisonError, RwLock};
 use std::time::Instant;
 
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use bulwark::breaker::{
-    BreakerListener, CallEvent, CallOutcome, State as BreakerState, Transition,
-};
-use bulwark::telemetry::metrics::{BreakerMetrics, MetricsRegistry};
 
 use crate::state::AppState;
 
@@ -55,71 +49,4 @@ pub(crate) async fn observe(
         tracing::debug!(%error, "request histogram refused");
     }
     response
-}
-
-/// Publishes every breaker's state, transitions and calls to a metrics registry.
-pub(crate) struct BreakerMetricsListener {
-    registry: MetricsRegistry,
-    handles: RwLock<HashMap<String, Arc<BreakerMetrics>>>,
-}
-
-impl std::fmt::Debug for BreakerMetricsListener {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("BreakerMetricsListener")
-            .finish_non_exhaustive()
-    }
-}
-
-impl BreakerMetricsListener {
-    pub(crate) fn new(registry: &MetricsRegistry) -> Self {
-        Self {
-            registry: registry.clone(),
-            handles: RwLock::default(),
-        }
-    }
-
-    fn handles(&self, breaker: &str) -> Arc<BreakerMetrics> {
-        if let Some(handles) = self
-            .handles
-            .read()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get(breaker)
-        {
-            return Arc::clone(handles);
-        }
-        let mut handles = self.handles.write().unwrap_or_else(PoisonError::into_inner);
-        let entry = handles.entry(breaker.to_owned()).or_insert_with(|| {
-            let metrics = Arc::new(BreakerMetrics::new(&self.registry, breaker));
-            metrics.state(state_name(BreakerState::Closed));
-            metrics
-        });
-        Arc::clone(entry)
-    }
-}
-
-fn state_name(state: BreakerState) -> &'static str {
-    match state {
-        BreakerState::Closed => "closed",
-        BreakerState::Open => "open",
-        BreakerState::HalfOpen => "half_open",
-        BreakerState::ForcedOpen => "forced_open",
-        _ => "disabled",
-    }
-}
-
-impl BreakerListener for BreakerMetricsListener {
-    fn on_transition(&self, transition: &Transition<'_>) {
-        let handles = self.handles(transition.breaker);
-        handles.transition(state_name(transition.from), state_name(transition.to));
-        handles.state(state_name(transition.to));
-    }
-
-    fn on_call(&self, event: &CallEvent<'_>) {
-        let handles = self.handles(event.breaker);
-        match event.outcome {
-            CallOutcome::Success => handles.call("successful", event.duration),
-            CallOutcome::Rejected => handles.not_permitted(),
-            _ => handles.call("failed", event.duration),
-        }
-    }
 }

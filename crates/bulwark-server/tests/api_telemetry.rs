@@ -154,6 +154,11 @@ async fn requests_steps_and_breakers_are_counted_reset_and_scraped() {
     );
     assert!(!series(&snapshot, "bulwark_http_request_duration_seconds").is_empty());
     assert!(!series(&snapshot, "bulwark_ratelimit_allowed_total").is_empty());
+    // The primitives publish their own metrics: four checkpoint saves, four breakers.
+    let saves = series(&snapshot, "bulwark_checkpoint_save_seconds");
+    assert_eq!(saves.len(), 1, "{snapshot}");
+    assert_eq!(saves[0]["count"], 4, "{snapshot}");
+    assert!(!series(&snapshot, "bulwark_circuitbreaker_state").is_empty());
 
     let reply = app.call("POST", "/api/observability/metrics/reset").await;
     assert_eq!(reply.body["reset"], true);
