@@ -51,7 +51,9 @@ pub async fn fresh_postgres_schema(test: &str) -> Option<String> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
-    let schema = format!("bulwark_test_{test}_{}_{nanos}", std::process::id());
+    // PostgreSQL cuts identifiers at 63 bytes: keep the unique part whole, the name short.
+    let short: String = test.chars().take(24).collect();
+    let schema = format!("bt_{short}_{}_{nanos}", std::process::id());
     client
         .batch_execute(&format!("CREATE SCHEMA {schema}"))
         .await
