@@ -73,7 +73,9 @@ impl ServeArgs {
 pub fn init_telemetry(config: &Config) -> anyhow::Result<TelemetryGuard> {
     let mut telemetry = TelemetryConfig::default();
     telemetry.service_name = config.telemetry.service_name.clone();
-    telemetry.filter = Some(config.telemetry.log_filter.clone());
+    // The filter is global, so it also decides which spans exist: keep the request and
+    // workflow spans whatever the log level, or the trace store would stay empty.
+    telemetry.filter = Some(format!("{},{SPAN_TARGETS}", config.telemetry.log_filter));
     telemetry.store = TraceStoreConfig {
         ttl: config.telemetry.trace_ttl,
         max_spans: config.telemetry.max_spans,
@@ -159,6 +161,9 @@ async fn shutdown_signal() {
     }
     tracing::info!("shutting down: finishing in-flight requests");
 }
+
+/// The targets whose info-level spans feed the trace store under any `log_filter`.
+const SPAN_TARGETS: &str = "bulwark::telemetry::propagation=info,bulwark_server::workflow=info";
 
 /// Grace period default, for documentation.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -192,3 +192,47 @@ fn sigterm_lets_an_in_flight_workflow_run_finish_and_checkpoint() {
     let exit = server.child.wait().unwrap();
     assert!(exit.success(), "{exit:?}");
 }
+
+#[test]
+fn requests_and_runs_are_traced_even_with_a_quiet_log_filter() {
+    let dir = TempDir::new("quiet");
+    let config = write_config(
+        &dir,
+        &format!(
+            "[server]\ndata_dir = \"{}\"\n[demo]\nfailure_rate = 0.0\n",
+            dir.path().join("data").display()
+        ),
+    );
+    let server = common::serve(&["--config", &config, "--log", "warn"], &[]);
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let response = {
+        use std::io::{Read, Write};
+        let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
+        write!(
+            stream,
+            "POST /api/workflows/quiet/execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+             traceparent: 00-{trace}-00f067aa0ba902b7-01\r\nContent-Length: 0\r\n\r\n"
+        )
+        .unwrap();
+        let mut out = String::new();
+        stream.read_to_string(&mut out).unwrap();
+        out
+    };
+    assert!(
+        response
+            .to_ascii_lowercase()
+            .contains(&format!("traceparent: 00-{trace}-")),
+        "{response}"
+    );
+    assert_eq!(json_of(&response)["trace_id"], trace, "{response}");
+    let tree = json_of(
+        &http(
+            server.port,
+            "GET",
+            &format!("/api/observability/traces/{trace}"),
+            "",
+        )
+        .unwrap(),
+    );
+    assert_eq!(tree["summary"]["span_count"], 6, "{tree}");
+}
