@@ -157,6 +157,26 @@ pub struct SkippedCheckpoint {
     pub reason: String,
 }
 
+/// Decodes `bytes` stored under `id` without the final hash check, refusing a file that holds
+/// another checkpoint.
+fn decode_for(
+    id: CheckpointId,
+    bytes: &[u8],
+    keyring: Option<&Keyring>,
+) -> Result<Decoded, CheckpointError> {
+    let corrupt = |source| CheckpointError::Corrupt {
+        name: id.to_string(),
+        source,
+    };
+    let decoded = envelope::decode_unverified(bytes, keyring).map_err(corrupt)?;
+    if decoded.metadata.id != id {
+        return Err(corrupt(DecodeError::Metadata {
+            reason: format!("stored under {id} but holds {}", decoded.metadata.id),
+        }));
+    }
+    Ok(decoded)
+}
+
 pub(super) async fn blocking<T, F>(f: F) -> Result<T, CheckpointError>
 where
     F: FnOnce() -> Result<T, CheckpointError> + Send + 'static,
@@ -362,13 +382,41 @@ impl StateCheckpointManager {
     {
         let started = Instant::now();
         let id = *id;
-        let decoded = self.fetch_verified(id).await?;
-        let (metadata, state) = blocking(move || {
-            let state = serde_json::from_slice::<T>(&decoded.state)
-                .map_err(|source| CheckpointError::Deserialize { id, source })?;
+        let bytes = self.inner.store.get(&id).await?;
+        let keyring = self.inner.keyring.clone();
+        let loaded = blocking(move || {
+            let decoded = decode_for(id, &bytes, keyring.as_deref())?;
+            let corrupt = |source| CheckpointError::Corrupt {
+                name: id.to_string(),
+                source,
+            };
+            // Large states: verify the hash on a second thread while deserializing on this one;
+            // the value is only returned once the hash has matched.
+            let (verified, state) = if decoded.state.len() >= envelope::PARALLEL_MIN {
+                std::thread::scope(|scope| {
+                    let hasher =
+                        scope.spawn(|| envelope::verify_hash(&decoded.metadata, &decoded.state));
+                    let state = serde_json::from_slice::<T>(&decoded.state);
+                    let verified = hasher.join().unwrap_or_else(|_| {
+                        Err(DecodeError::Decompress {
+                            reason: "the hashing thread panicked".into(),
+                        })
+                    });
+                    (verified, state)
+                })
+            } else {
+                (
+                    envelope::verify_hash(&decoded.metadata, &decoded.state),
+                    serde_json::from_slice::<T>(&decoded.state),
+                )
+            };
+            verified.map_err(corrupt)?;
+            let state = state.map_err(|source| CheckpointError::Deserialize { id, source })?;
             Ok((decoded.metadata, state))
         })
-        .await?;
+        .await;
+        self.report_corruption(id, &loaded);
+        let (metadata, state) = loaded?;
         self.emit(CheckpointEvent::Loaded {
             metadata: &metadata,
             duration: started.elapsed(),
@@ -384,31 +432,28 @@ impl StateCheckpointManager {
         let bytes = self.inner.store.get(&id).await?;
         let keyring = self.inner.keyring.clone();
         let decoded = blocking(move || {
-            let decoded = envelope::decode(&bytes, keyring.as_deref()).map_err(|source| {
+            let decoded = decode_for(id, &bytes, keyring.as_deref())?;
+            envelope::verify_hash(&decoded.metadata, &decoded.state).map_err(|source| {
                 CheckpointError::Corrupt {
                     name: id.to_string(),
                     source,
                 }
             })?;
-            if decoded.metadata.id != id {
-                return Err(CheckpointError::Corrupt {
-                    name: id.to_string(),
-                    source: DecodeError::Metadata {
-                        reason: format!("stored under {id} but holds {}", decoded.metadata.id),
-                    },
-                });
-            }
             Ok(decoded)
         })
         .await;
-        if let Err(CheckpointError::Corrupt { source, .. }) = &decoded {
+        self.report_corruption(id, &decoded);
+        decoded
+    }
+
+    fn report_corruption<T>(&self, id: CheckpointId, result: &Result<T, CheckpointError>) {
+        if let Err(CheckpointError::Corrupt { source, .. }) = result {
             tracing::warn!(%id, error = %source, "corrupt checkpoint");
             self.emit(CheckpointEvent::Corrupt {
                 id: Some(id),
                 error: source,
             });
         }
-        decoded
     }
 
     /// The serialized state of `id` as JSON, verified.
