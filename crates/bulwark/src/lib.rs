@@ -7,14 +7,17 @@
 //! |---|---|
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
 //! | [`breaker`] | circuit breakers: [`CircuitBreaker`](breaker::CircuitBreaker) with strict half-open admission, a registry, listeners, a tower layer |
-//! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), a filesystem store |
-//! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer |
+//! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), filesystem and PostgreSQL stores |
+//! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer, a Redis backend |
 //! | [`telemetry`] | W3C-id spans from `tracing` in a bounded [`TraceStore`](telemetry::TraceStore), `traceparent` propagation, a metrics registry (Prometheus text, JSON), OTLP export |
 //!
 //! ## Feature flags
 //!
-//! * `macros` (default): the `#[rate_limit]` attribute macro.
+//! * `macros` (default): the `#[rate_limit]` and `#[circuit_breaker]` attribute macros.
 //! * `axum`: the client-IP key extractor also reads axum's `ConnectInfo<SocketAddr>`.
+//! * `redis`: `ratelimit::redis`, limits shared by every replica through Redis.
+//! * `postgres`: `checkpoint::store::PostgresStore`, checkpoints shared through PostgreSQL.
+//! * `encryption`: checkpoint encryption at rest (XChaCha20-Poly1305, ids bound as associated data).
 //! * `otlp`: OTLP span export (HTTP/protobuf or gRPC) from [`telemetry`].
 //!
 //! ```

@@ -167,7 +167,7 @@ async fn a_manager_with_a_retention_policy_cleans_up_by_itself() {
     let ids = saved(&manager, "w", 10).await;
     // The cleanup runs in the background after the 5th and 10th save; wait (bounded) for it.
     let mut left = Vec::new();
-    for _ in 0..200 {
+    for _ in 0..500 {
         left = remaining(&manager, "w").await;
         if left.len() == 2 {
             break;

@@ -165,10 +165,7 @@ impl StorageIo for SimIo {
     }
 
     fn append(&self, path: &Path, data: &[u8]) -> io::Result<()> {
-        let ino = match self.0.lock().unwrap().lookup(path) {
-            Ok(ino) => Some(ino),
-            Err(_) => None,
-        };
+        let ino = self.0.lock().unwrap().lookup(path).ok();
         match ino {
             None => self.write_new(path, data, false),
             Some(ino) => {

@@ -490,3 +490,25 @@ fn the_blocking_facade_works_without_a_runtime_and_refuses_inside_one() {
     let inside = runtime.block_on(async { manager.get_latest_checkpoint("a", "w") });
     assert!(matches!(inside, Err(CheckpointError::Runtime { .. })));
 }
+
+#[tokio::test]
+async fn a_large_state_that_still_parses_after_a_flip_is_refused_not_returned() {
+    // Large enough for the load to hash on one thread while it deserializes on another.
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager_with(dir.path(), Compression::new(Codec::None)).await;
+    let big = "a".repeat(300_000);
+    let id = manager.save_checkpoint(&big, "a", "w").await.unwrap();
+    let path = file_of(dir.path(), &id);
+    let mut bytes = std::fs::read(&path).unwrap();
+    let last = bytes.len() - 100;
+    assert_eq!(bytes[last], b'a');
+    bytes[last] = b'b'; // still a valid JSON string, so only the hash can tell
+    std::fs::write(&path, bytes).unwrap();
+    assert!(matches!(
+        manager.load_checkpoint::<String>(&id).await,
+        Err(CheckpointError::Corrupt {
+            source: DecodeError::HashMismatch { .. },
+            ..
+        })
+    ));
+}

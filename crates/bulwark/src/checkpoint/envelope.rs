@@ -93,7 +93,7 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
 
 /// States below this are hashed and compressed on the calling thread: spawning threads would
 /// cost more than it saves.
-const PARALLEL_MIN: usize = 128 << 10;
+pub(crate) const PARALLEL_MIN: usize = 128 << 10;
 /// The most threads one save uses.
 const MAX_THREADS: usize = 4;
 
@@ -381,6 +381,18 @@ pub struct Decoded {
 ///
 /// Any byte string is a valid input: the result is a [`DecodeError`], never a panic.
 pub fn decode(bytes: &[u8], keyring: Option<&Keyring>) -> Result<Decoded, DecodeError> {
+    let decoded = decode_unverified(bytes, keyring)?;
+    verify_hash(&decoded.metadata, &decoded.state)?;
+    Ok(decoded)
+}
+
+/// [`decode`] without the final SHA-256 comparison, so that a loader can verify the hash on one
+/// thread while it deserializes on another. The state must not be used before
+/// [`verify_hash`] has passed.
+pub(crate) fn decode_unverified(
+    bytes: &[u8],
+    keyring: Option<&Keyring>,
+) -> Result<Decoded, DecodeError> {
     let metadata = decode_header(bytes, bytes.len() as u64)?;
     let start = usize::try_from((bytes.len() as u64).saturating_sub(metadata.stored_size))
         .unwrap_or(usize::MAX);
@@ -390,6 +402,19 @@ pub fn decode(bytes: &[u8], keyring: Option<&Keyring>) -> Result<Decoded, Decode
     })?;
     let state = open_payload(&metadata, payload, keyring)?;
     Ok(Decoded { metadata, state })
+}
+
+/// Compares the SHA-256 of `state` with the one recorded in `metadata`.
+pub(crate) fn verify_hash(metadata: &CheckpointMetadata, state: &[u8]) -> Result<(), DecodeError> {
+    let actual = hex(&sha256(state));
+    if actual.eq_ignore_ascii_case(&metadata.sha256) {
+        Ok(())
+    } else {
+        Err(DecodeError::HashMismatch {
+            expected: metadata.sha256.clone(),
+            actual,
+        })
+    }
 }
 
 fn open_payload(
@@ -413,15 +438,7 @@ fn open_payload(
             &opened
         }
     };
-    let state = codec::decompress(metadata.codec, compressed, metadata.uncompressed_size)?;
-    let actual = hex(&sha256(&state));
-    if !actual.eq_ignore_ascii_case(&metadata.sha256) {
-        return Err(DecodeError::HashMismatch {
-            expected: metadata.sha256.clone(),
-            actual,
-        });
-    }
-    Ok(state)
+    codec::decompress(metadata.codec, compressed, metadata.uncompressed_size)
 }
 
 /// `created_at` for a new checkpoint: now, in milliseconds since the epoch.

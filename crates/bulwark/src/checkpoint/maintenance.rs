@@ -191,18 +191,29 @@ impl StateCheckpointManager {
         self.inner.saves_since_cleanup.store(0, Ordering::Release);
         let manager = self.clone();
         tokio::spawn(async move {
-            match manager.cleanup(&policy).await {
-                Ok(report) => tracing::debug!(
-                    removed = report.removed.len(),
-                    freed_bytes = report.freed_bytes,
-                    "automatic checkpoint cleanup"
-                ),
-                Err(error) => tracing::warn!(%error, "automatic checkpoint cleanup failed"),
+            loop {
+                match manager.cleanup(&policy).await {
+                    Ok(report) => tracing::debug!(
+                        removed = report.removed.len(),
+                        freed_bytes = report.freed_bytes,
+                        "automatic checkpoint cleanup"
+                    ),
+                    Err(error) => tracing::warn!(%error, "automatic checkpoint cleanup failed"),
+                }
+                manager
+                    .inner
+                    .cleanup_running
+                    .store(false, Ordering::Release);
+                // Saves that came due while this run was busy were not dropped: run again.
+                let due = manager.inner.saves_since_cleanup.load(Ordering::Acquire) >= every;
+                if !due || manager.inner.cleanup_running.swap(true, Ordering::AcqRel) {
+                    break;
+                }
+                manager
+                    .inner
+                    .saves_since_cleanup
+                    .store(0, Ordering::Release);
             }
-            manager
-                .inner
-                .cleanup_running
-                .store(false, Ordering::Release);
         });
     }
 }

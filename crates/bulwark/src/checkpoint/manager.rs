@@ -1,4 +1,5 @@
-//! [`StateCheckpointManager`]: save, load and find checkpoints over any store.
+//! [`StateCheckpointManager`]: its configuration, building, saving, listing and deleting
+//! (loading is in `load.rs`, whole-store operations in `maintenance.rs`).
 
 use std::collections::HashMap;
 use std::fmt;
@@ -8,12 +9,11 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Instant;
 
 use serde::Serialize;
-use serde::de::DeserializeOwned;
 
 use super::config::{ManagerConfig, Parent, SaveOptions, validate_name};
 use super::crypto::Keyring;
-use super::envelope::{self, Decoded, EncodeOptions, NewCheckpoint};
-use super::error::{CheckpointError, DecodeError, StoreError};
+use super::envelope::{self, EncodeOptions, NewCheckpoint};
+use super::error::{CheckpointError, StoreError};
 use super::id::CheckpointId;
 use super::metadata::CheckpointMetadata;
 use super::observer::{CheckpointEvent, CheckpointObserver, DeleteReason};
@@ -363,131 +363,6 @@ impl StateCheckpointManager {
         Ok(metadata)
     }
 
-    /// Loads and verifies checkpoint `id` and deserializes its state.
-    pub async fn load_checkpoint<T>(&self, id: &CheckpointId) -> Result<T, CheckpointError>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
-        self.load_with_metadata(id).await.map(|(_, state)| state)
-    }
-
-    /// [`load_checkpoint`](Self::load_checkpoint) with the checkpoint's metadata.
-    pub async fn load_with_metadata<T>(
-        &self,
-        id: &CheckpointId,
-    ) -> Result<(CheckpointMetadata, T), CheckpointError>
-    where
-        T: DeserializeOwned + Send + 'static,
-    {
-        let started = Instant::now();
-        let id = *id;
-        let decoded = self.fetch_verified(id).await?;
-        let (metadata, state) = blocking(move || {
-            let state = serde_json::from_slice::<T>(&decoded.state)
-                .map_err(|source| CheckpointError::Deserialize { id, source })?;
-            Ok((decoded.metadata, state))
-        })
-        .await?;
-        self.emit(CheckpointEvent::Loaded {
-            metadata: &metadata,
-            duration: started.elapsed(),
-        });
-        Ok((metadata, state))
-    }
-
-    /// Reads and verifies `id`: the decoded metadata and the serialized state.
-    pub(super) async fn fetch_verified(
-        &self,
-        id: CheckpointId,
-    ) -> Result<Decoded, CheckpointError> {
-        let bytes = self.inner.store.get(&id).await?;
-        let keyring = self.inner.keyring.clone();
-        let decoded = blocking(move || {
-            let decoded = envelope::decode(&bytes, keyring.as_deref()).map_err(|source| {
-                CheckpointError::Corrupt {
-                    name: id.to_string(),
-                    source,
-                }
-            })?;
-            if decoded.metadata.id != id {
-                return Err(CheckpointError::Corrupt {
-                    name: id.to_string(),
-                    source: DecodeError::Metadata {
-                        reason: format!("stored under {id} but holds {}", decoded.metadata.id),
-                    },
-                });
-            }
-            Ok(decoded)
-        })
-        .await;
-        if let Err(CheckpointError::Corrupt { source, .. }) = &decoded {
-            tracing::warn!(%id, error = %source, "corrupt checkpoint");
-            self.emit(CheckpointEvent::Corrupt {
-                id: Some(id),
-                error: source,
-            });
-        }
-        decoded
-    }
-
-    /// The serialized state of `id` as JSON, verified.
-    pub async fn load_json(
-        &self,
-        id: &CheckpointId,
-    ) -> Result<(CheckpointMetadata, serde_json::Value), CheckpointError> {
-        self.load_with_metadata(id).await
-    }
-
-    /// The newest checkpoint of the workflow that verifies; corrupt newer ones are skipped
-    /// (and reported to the observer and the log).
-    pub async fn get_latest_checkpoint(
-        &self,
-        agent_id: &str,
-        workflow_id: &str,
-    ) -> Result<Option<CheckpointId>, CheckpointError> {
-        Ok(self
-            .latest_valid(agent_id, workflow_id)
-            .await?
-            .metadata
-            .map(|m| m.id))
-    }
-
-    /// The newest valid checkpoint of the workflow and the corrupt ones skipped on the way.
-    pub async fn latest_valid(
-        &self,
-        agent_id: &str,
-        workflow_id: &str,
-    ) -> Result<LatestCheckpoint, CheckpointError> {
-        let mut found = LatestCheckpoint::default();
-        let mut filter = ListFilter::workflow(agent_id, workflow_id)
-            .newest_first()
-            .limit(16);
-        loop {
-            let page = self.inner.store.list(&filter).await?;
-            for meta in page.items {
-                match self.fetch_verified(meta.id).await {
-                    Ok(decoded) => {
-                        found.metadata = Some(decoded.metadata);
-                        return Ok(found);
-                    }
-                    // Deleted since it was listed: not a corruption.
-                    Err(CheckpointError::NotFound { .. }) => {}
-                    Err(error @ CheckpointError::Corrupt { .. }) => {
-                        found.skipped.push(SkippedCheckpoint {
-                            id: meta.id,
-                            reason: error.to_string(),
-                        });
-                    }
-                    Err(other) => return Err(other),
-                }
-            }
-            match page.next_cursor {
-                Some(cursor) => filter.cursor = Some(cursor),
-                None => return Ok(found),
-            }
-        }
-    }
-
     /// Metadata of the checkpoints matching `filter`, one page at a time.
     pub async fn list(&self, filter: &ListFilter) -> Result<CheckpointPage, CheckpointError> {
         Ok(self.inner.store.list(filter).await?)
@@ -532,11 +407,5 @@ impl StateCheckpointManager {
             });
         }
         Ok(existed)
-    }
-
-    /// Reads and verifies `id` (header, lengths, decryption, decompression, SHA-256) and
-    /// returns its metadata.
-    pub async fn verify(&self, id: &CheckpointId) -> Result<CheckpointMetadata, CheckpointError> {
-        Ok(self.fetch_verified(*id).await?.metadata)
     }
 }

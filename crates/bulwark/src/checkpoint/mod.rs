@@ -46,6 +46,7 @@ mod crypto;
 pub mod envelope;
 mod error;
 mod id;
+mod load;
 mod maintenance;
 mod manager;
 mod metadata;
