@@ -163,23 +163,7 @@ fn sigterm_lets_an_in_flight_workflow_run_finish_and_checkpoint() {
     let request =
         std::thread::spawn(move || http(port, "POST", "/api/workflows/draining/execute", ""));
     // Signal once the run has started (its first checkpoint is on disk).
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = json_of(
-            &http(
-                port,
-                "GET",
-                "/api/observability/checkpoints?workflow_id=draining",
-                "",
-            )
-            .unwrap(),
-        );
-        if list["items"].as_array().map_or(0, Vec::len) >= 1 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run never started");
-        std::thread::sleep(Duration::from_millis(10));
-    }
+    common::wait_for_checkpoints(port, "draining", 1, "the run never started");
     let status = std::process::Command::new("kill")
         .args(["-TERM", &server.child.id().to_string()])
         .status()

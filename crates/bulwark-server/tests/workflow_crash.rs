@@ -3,8 +3,6 @@
 //! ends in the same state as an uninterrupted run.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::time::{Duration, Instant};
-
 use bulwark::checkpoint::{CheckpointId, StateCheckpointManager};
 use bulwark_server::AppState;
 
@@ -73,23 +71,7 @@ fn a_run_killed_mid_workflow_resumes_after_restart_and_ends_in_the_uninterrupted
         http(port, "POST", &format!("/api/workflows/{RUN}/execute"), "")
     });
     // Kill once at least two steps are checkpointed and before the run can finish.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let list = json_of(
-            &http(
-                port,
-                "GET",
-                &format!("/api/observability/checkpoints?workflow_id={RUN}"),
-                "",
-            )
-            .unwrap(),
-        );
-        if list["items"].as_array().map_or(0, Vec::len) >= 2 {
-            break;
-        }
-        assert!(Instant::now() < deadline, "the run never checkpointed");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    common::wait_for_checkpoints(port, RUN, 2, "the run never checkpointed");
     first.child.kill().unwrap(); // SIGKILL
     first.child.wait().unwrap();
     let cut = request.join().unwrap();

@@ -245,3 +245,18 @@ pub fn traced(app: &App) -> tracing::subscriber::DefaultGuard {
     let layer = bulwark::telemetry::TelemetryLayer::new(app.state.trace_store().clone());
     tracing::subscriber::set_default(tracing_subscriber::registry().with(layer))
 }
+
+/// Polls the running server until run `workflow_id` has at least `count` checkpoints, for up
+/// to 20 s; panics with `what` otherwise.
+pub fn wait_for_checkpoints(port: u16, workflow_id: &str, count: usize, what: &str) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let path = format!("/api/observability/checkpoints?workflow_id={workflow_id}");
+    loop {
+        let list = json_of(&http(port, "GET", &path, "").unwrap());
+        if list["items"].as_array().map_or(0, Vec::len) >= count {
+            return;
+        }
+        assert!(std::time::Instant::now() < deadline, "{what}");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
