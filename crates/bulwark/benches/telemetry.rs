@@ -63,6 +63,15 @@ fn spans(c: &mut Criterion) {
     report_bytes_per_span();
     let mut group = c.benchmark_group("span");
 
+    // The floor: `tracing`'s registry with no layer at all.
+    tracing::subscriber::with_default(tracing_subscriber::registry(), || {
+        group.bench_function("bare_registry", |b| b.iter(one_span));
+    });
+    // Ids, times and attributes, with no store: what the store adds is the difference.
+    let layer = TelemetryLayer::without_store(bulwark::clock::MonotonicClock::new());
+    tracing::subscriber::with_default(tracing_subscriber::registry().with(layer), || {
+        group.bench_function("bulwark_layer_only", |b| b.iter(one_span));
+    });
     let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(store()));
     tracing::subscriber::with_default(subscriber, || {
         group.bench_function("bulwark_store", |b| b.iter(one_span));

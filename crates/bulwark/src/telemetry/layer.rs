@@ -111,22 +111,12 @@ impl<C: Clock> TelemetryLayer<C> {
     }
 }
 
-/// What the layer knows about a span that has not closed yet.
+/// What the layer knows about a span that has not closed yet: the span as it will be
+/// published (its end time still zero), built in place so that closing it is one move into
+/// an `Arc`.
 pub(crate) struct SpanRecord {
-    pub(crate) trace_id: TraceId,
-    pub(crate) span_id: SpanId,
-    pub(crate) parent: Option<SpanId>,
-    pub(crate) parent_is_remote: bool,
+    pub(crate) span: FinishedSpan,
     pub(crate) sampled: bool,
-    pub(crate) trace_state: Option<String>,
-    name: Cow<'static, str>,
-    kind: SpanKind,
-    target: &'static str,
-    start_unix: u64,
-    attributes: Vec<KeyValue>,
-    events: Vec<SpanEvent>,
-    status: SpanStatus,
-    dropped: u32,
     /// Unix time now on the layer's clock, for events added through `SpanExt`.
     now: UnixNow,
 }
@@ -135,33 +125,39 @@ type UnixNow = Arc<dyn Fn() -> u64 + Send + Sync>;
 
 impl SpanRecord {
     pub(crate) fn set_attribute(&mut self, key: Cow<'static, str>, value: AttributeValue) {
+        // Only `otel.*` and `span.kind` mean something to the layer; one prefix test keeps
+        // every other attribute off the string comparisons below.
+        let special = key.starts_with("otel.") || key == "span.kind";
+        let span = &mut self.span;
         match key.as_ref() {
-            "otel.name" => self.name = Cow::Owned(value.to_string()),
-            "otel.kind" | "span.kind" => {
+            "otel.name" if special => span.name = Cow::Owned(value.to_string()),
+            "otel.kind" | "span.kind" if special => {
                 if let Some(kind) = SpanKind::parse(&value.to_string()) {
-                    self.kind = kind;
+                    span.kind = kind;
                 }
             }
-            "otel.status_code" => match value.to_string().to_ascii_lowercase().as_str() {
-                "ok" => self.status = SpanStatus::Ok,
-                "error" if !self.status.is_error() => self.status = SpanStatus::error(""),
-                _ => {}
-            },
-            "otel.status_message" => {
-                self.status = SpanStatus::error(value.to_string());
+            "otel.status_code" if special => {
+                match value.to_string().to_ascii_lowercase().as_str() {
+                    "ok" => span.status = SpanStatus::Ok,
+                    "error" if !span.status.is_error() => span.status = SpanStatus::error(""),
+                    _ => {}
+                }
+            }
+            "otel.status_message" if special => {
+                span.status = SpanStatus::error(value.to_string());
             }
             _ => {
-                if self.attributes.len() < MAX_ATTRIBUTES_PER_SPAN {
-                    self.attributes.push(KeyValue { key, value });
+                if span.attributes.len() < MAX_ATTRIBUTES_PER_SPAN {
+                    span.attributes.push(KeyValue { key, value });
                 } else {
-                    self.dropped = self.dropped.saturating_add(1);
+                    span.dropped = span.dropped.saturating_add(1);
                 }
             }
         }
     }
 
     pub(crate) fn set_status(&mut self, status: SpanStatus) {
-        self.status = status;
+        self.span.status = status;
     }
 
     pub(crate) fn now_unix(&self) -> u64 {
@@ -169,10 +165,10 @@ impl SpanRecord {
     }
 
     pub(crate) fn add_event(&mut self, event: SpanEvent) {
-        if self.events.len() < MAX_EVENTS_PER_SPAN {
-            self.events.push(event);
+        if self.span.events.len() < MAX_EVENTS_PER_SPAN {
+            self.span.events.push(event);
         } else {
-            self.dropped = self.dropped.saturating_add(1);
+            self.span.dropped = self.span.dropped.saturating_add(1);
         }
     }
 
@@ -187,8 +183,8 @@ impl SpanRecord {
             time_unix_nanos,
             attributes,
         });
-        if self.status != SpanStatus::Ok {
-            self.status = SpanStatus::Error { message };
+        if self.span.status != SpanStatus::Ok {
+            self.span.status = SpanStatus::Error { message };
         }
     }
 }
@@ -277,30 +273,38 @@ where
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
         let Some(span) = ctx.span(id) else { return };
         let parent = span.parent().and_then(|parent| {
-            parent
-                .extensions()
-                .get::<SpanRecord>()
-                .map(|p| (p.trace_id, p.span_id, p.sampled, p.trace_state.clone()))
+            parent.extensions().get::<SpanRecord>().map(|p| {
+                (
+                    p.span.trace_id,
+                    p.span.span_id,
+                    p.sampled,
+                    p.span.trace_state.clone(),
+                )
+            })
         });
         let (trace_id, parent_id, sampled, trace_state) = match parent {
             Some((trace, span, sampled, state)) => (trace, Some(span), sampled, state),
             None => (TraceId::random(), None, true, None),
         };
+        let metadata = attrs.metadata();
         let mut record = SpanRecord {
-            trace_id,
-            span_id: SpanId::random(),
-            parent: parent_id,
-            parent_is_remote: false,
+            span: FinishedSpan {
+                trace_id,
+                span_id: SpanId::random(),
+                parent_span_id: parent_id,
+                parent_is_remote: false,
+                name: Cow::Borrowed(metadata.name()),
+                kind: SpanKind::Internal,
+                target: metadata.target(),
+                start_unix_nanos: self.now_unix(),
+                end_unix_nanos: 0,
+                attributes: Vec::with_capacity(metadata.fields().len()),
+                events: Vec::new(),
+                status: SpanStatus::Unset,
+                trace_state,
+                dropped: 0,
+            },
             sampled,
-            trace_state,
-            name: Cow::Borrowed(attrs.metadata().name()),
-            kind: SpanKind::Internal,
-            target: attrs.metadata().target(),
-            start_unix: self.now_unix(),
-            attributes: Vec::with_capacity(attrs.fields().len()),
-            events: Vec::new(),
-            status: SpanStatus::Unset,
-            dropped: 0,
             now: Arc::clone(&self.unix_now),
         };
         attrs.record(&mut SpanFields(&mut record));
@@ -348,28 +352,22 @@ where
         let Some(record) = span.extensions_mut().remove::<SpanRecord>() else {
             return;
         };
-        let end = self.now_unix();
-        let finished = Arc::new(FinishedSpan {
-            trace_id: record.trace_id,
-            span_id: record.span_id,
-            parent_span_id: record.parent,
-            parent_is_remote: record.parent_is_remote,
-            name: record.name,
-            kind: record.kind,
-            target: record.target,
-            start_unix_nanos: record.start_unix,
-            end_unix_nanos: end.max(record.start_unix),
-            attributes: record.attributes,
-            events: record.events,
-            status: record.status,
-            trace_state: record.trace_state,
-            dropped: record.dropped,
-        });
+        let clock_now = self.clock.now_nanos();
+        let end = self.wall_base.saturating_add(clock_now);
+        let mut finished = record.span;
+        finished.end_unix_nanos = end.max(finished.start_unix_nanos);
+        if self.sinks.is_empty() {
+            if let Some(store) = &self.store {
+                store.insert_owned(finished, clock_now);
+            }
+            return;
+        }
+        let finished = Arc::new(finished);
         for sink in &self.sinks {
             sink.on_end(&finished);
         }
         if let Some(store) = &self.store {
-            store.insert(finished);
+            store.insert_shared(finished, clock_now);
         }
     }
 }

@@ -30,20 +30,20 @@ pub trait SpanExt {
 impl SpanExt for tracing::Span {
     fn trace_context(&self) -> Option<TraceContext> {
         with_record(self, |r| TraceContext {
-            trace_id: r.trace_id,
-            span_id: r.span_id,
+            trace_id: r.span.trace_id,
+            span_id: r.span.span_id,
             sampled: r.sampled,
-            trace_state: r.trace_state.clone(),
+            trace_state: r.span.trace_state.clone(),
         })
     }
 
     fn set_parent(&self, parent: &TraceContext) {
         with_record(self, |r| {
-            r.trace_id = parent.trace_id;
-            r.parent = Some(parent.span_id);
-            r.parent_is_remote = true;
+            r.span.trace_id = parent.trace_id;
+            r.span.parent_span_id = Some(parent.span_id);
+            r.span.parent_is_remote = true;
             r.sampled = parent.sampled;
-            r.trace_state = parent.trace_state.clone();
+            r.span.trace_state = parent.trace_state.clone();
         });
     }
 
