@@ -168,14 +168,21 @@ fn durations_and_timestamps_come_from_the_stores_clock() {
         let span = tracing::info_span!("timed");
         clock.advance(Duration::from_millis(250));
         span.in_scope(|| tracing::info!("midway"));
-        clock.advance(Duration::from_millis(250));
+        clock.advance(Duration::from_millis(100));
+        // Events and errors added through `SpanExt` read the same clock.
+        span.add_event("checkpoint", Vec::new());
+        clock.advance(Duration::from_millis(100));
+        span.record_error(&std::io::Error::other("tool failed"));
+        clock.advance(Duration::from_millis(50));
     });
     let span = &store.spans(store.recent_traces(&TraceFilter::default())[0].trace_id)[0];
     assert_eq!(span.duration_nanos(), 500_000_000);
-    assert_eq!(
-        span.events[0].time_unix_nanos - span.start_unix_nanos,
-        250_000_000
-    );
+    let offsets: Vec<u64> = span
+        .events
+        .iter()
+        .map(|event| event.time_unix_nanos - span.start_unix_nanos)
+        .collect();
+    assert_eq!(offsets, [250_000_000, 350_000_000, 450_000_000]);
 }
 
 #[test]

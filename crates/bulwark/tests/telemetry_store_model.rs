@@ -1,5 +1,4 @@
-//! The trace store against a plain model: a FIFO of spans with the same time to live, cap and
-//! batch eviction. Random interleavings of spans from a few traces, clock moves and reads must
+//! The trace store against a plain model: a FIFO of spans with the same time to live and cap. Random interleavings of spans from a few traces, clock moves and reads must
 //! leave the store holding exactly the model's spans, in the model's order, per trace.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -51,12 +50,9 @@ impl Model {
             self.spans.pop_front();
             self.evicted += 1;
         }
-        if self.spans.len() > self.max {
-            let target = self.max - (self.max / 256).min(512);
-            while self.spans.len() > target {
-                self.spans.pop_front();
-                self.evicted += 1;
-            }
+        while self.spans.len() > self.max {
+            self.spans.pop_front();
+            self.evicted += 1;
         }
     }
 }
@@ -153,7 +149,7 @@ proptest! {
     }
 
     #[test]
-    fn large_caps_evict_in_batches_like_the_model(
+    fn large_caps_keep_exactly_the_newest_spans(
         max in 256usize..600,
         ops in proptest::collection::vec(op(), 200..1500),
     ) {

@@ -1,9 +1,11 @@
 //! OTLP export (feature `otlp`): finished spans go, with the very ids the local store holds,
 //! to any OTLP endpoint over HTTP/protobuf or gRPC.
 //!
-//! The hot path only puts an `Arc` of the finished span on a bounded queue (`try_send`); a
-//! full queue drops the span and counts it in `bulwark_telemetry_spans_dropped_total`. One
-//! export thread turns spans into OpenTelemetry `SpanData` and hands batches to the
+//! The hot path only pushes an `Arc` of the finished span onto a bounded queue under a short
+//! lock, and wakes the export thread only when a whole batch is waiting (so the thread is not
+//! woken, nor a system call made, per span); a full queue drops the span and counts it in
+//! `bulwark_telemetry_spans_dropped_total`. The export thread turns spans into
+//! OpenTelemetry `SpanData` and hands batches to the
 //! `opentelemetry-otlp` exporter: HTTP through its blocking client (so no async runtime is
 //! involved, avoiding opentelemetry-rust #2673), gRPC through tonic on a current-thread tokio
 //! runtime owned by that thread. A batch leaves when it is full or `scheduled_delay` has
@@ -12,8 +14,8 @@
 use std::collections::BTreeMap;
 use std::fmt;
 use std::future::Future;
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
-use std::sync::{Arc, Mutex};
+use std::sync::mpsc::{self, SyncSender};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::task::{Context, Poll, Wake};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, UNIX_EPOCH};
@@ -51,15 +53,56 @@ pub enum ExportError {
     ZeroSize,
 }
 
-enum Message {
-    Span(Arc<FinishedSpan>),
-    Flush(SyncSender<()>),
-    Shutdown(SyncSender<()>),
+/// What the hot path and the export thread share.
+struct Queue {
+    state: Mutex<QueueState>,
+    /// Signalled when a batch is full, or a flush or shutdown is asked for.
+    wake: Condvar,
+    max_queue: usize,
+    batch: usize,
+}
+
+#[derive(Default)]
+struct QueueState {
+    spans: Vec<Arc<FinishedSpan>>,
+    flushes: Vec<SyncSender<()>>,
+    shutdown: Option<SyncSender<()>>,
+    /// Set once shutdown was asked for: later spans are dropped.
+    closed: bool,
+}
+
+impl Queue {
+    fn lock(&self) -> MutexGuard<'_, QueueState> {
+        // Every mutation is a single push or take, so a poisoned lock is still consistent.
+        self.state
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// Asks the export thread for a flush (or a shutdown) and waits for it to be done.
+    fn request(&self, shutdown: bool) {
+        let (ack, done) = mpsc::sync_channel(1);
+        {
+            let mut state = self.lock();
+            if state.closed {
+                return;
+            }
+            if shutdown {
+                state.closed = true;
+                state.shutdown = Some(ack);
+            } else {
+                state.flushes.push(ack);
+            }
+        }
+        self.wake.notify_one();
+        // An error means the export thread has gone (it never started, or it panicked).
+        let _ = done.recv();
+    }
 }
 
 /// The OTLP exporter: a [`SpanSink`] for [`TelemetryLayer`](super::TelemetryLayer).
 pub struct OtlpExporter {
-    queue: SyncSender<Message>,
+    queue: Arc<Queue>,
     dropped: Counter,
     worker: Mutex<Option<JoinHandle<()>>>,
     endpoint: String,
@@ -100,7 +143,12 @@ impl OtlpExporter {
                 .counter(name, &[])
                 .unwrap_or_else(|_| Counter::noop())
         };
-        let (queue, rx) = mpsc::sync_channel(config.max_queue_size);
+        let queue = Arc::new(Queue {
+            state: Mutex::new(QueueState::default()),
+            wake: Condvar::new(),
+            max_queue: config.max_queue_size,
+            batch: config.max_export_batch_size.min(config.max_queue_size),
+        });
         let (ready_tx, ready_rx) = mpsc::sync_channel(1);
         let worker = Worker {
             config: config.clone(),
@@ -112,7 +160,10 @@ impl OtlpExporter {
         };
         let handle = std::thread::Builder::new()
             .name("bulwark-otlp-export".to_owned())
-            .spawn(move || worker.run(rx, resource, ready_tx))?;
+            .spawn({
+                let queue = Arc::clone(&queue);
+                move || worker.run(&queue, resource, ready_tx)
+            })?;
         let ready = ready_rx
             .recv()
             .unwrap_or_else(|_| Err(ExportError::Build("the export thread stopped".to_owned())));
@@ -134,19 +185,13 @@ impl OtlpExporter {
     /// Sends every queued span now and waits until the exporter has answered (bounded by the
     /// export timeout per batch).
     pub fn flush(&self) {
-        let (ack, done) = mpsc::sync_channel(1);
-        if self.queue.send(Message::Flush(ack)).is_ok() {
-            let _ = done.recv();
-        }
+        self.queue.request(false);
     }
 
     /// Sends every queued span, shuts the OTLP exporter down and stops the thread. Later spans
     /// are dropped (and counted). Calling it twice is harmless.
     pub fn shutdown(&self) {
-        let (ack, done) = mpsc::sync_channel(1);
-        if self.queue.send(Message::Shutdown(ack)).is_ok() {
-            let _ = done.recv();
-        }
+        self.queue.request(true);
         let handle = self
             .worker
             .lock()
@@ -160,11 +205,18 @@ impl OtlpExporter {
 
 impl SpanSink for OtlpExporter {
     fn on_end(&self, span: &Arc<FinishedSpan>) {
-        match self.queue.try_send(Message::Span(Arc::clone(span))) {
-            Ok(()) => {}
-            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
-                self.dropped.increment(1);
-            }
+        let queue = &self.queue;
+        let mut state = queue.lock();
+        if state.closed || state.spans.len() >= queue.max_queue {
+            drop(state);
+            self.dropped.increment(1);
+            return;
+        }
+        state.spans.push(Arc::clone(span));
+        let full = state.spans.len() == queue.batch;
+        drop(state);
+        if full {
+            queue.wake.notify_one();
         }
     }
 }
@@ -266,12 +318,19 @@ struct Worker {
 }
 
 impl Worker {
-    fn run(
-        self,
-        rx: Receiver<Message>,
-        resource: Resource,
-        ready: SyncSender<Result<(), ExportError>>,
-    ) {
+    fn run(self, queue: &Queue, resource: Resource, ready: SyncSender<Result<(), ExportError>>) {
+        /// However this thread ends (a failed start, a shutdown, a panic), later spans are
+        /// dropped and anyone waiting on a flush or a shutdown is released.
+        struct Close<'a>(&'a Queue);
+        impl Drop for Close<'_> {
+            fn drop(&mut self) {
+                let mut state = self.0.lock();
+                state.closed = true;
+                state.flushes.clear();
+                state.shutdown = None;
+            }
+        }
+        let _close = Close(queue);
         let transport = match Transport::build(&self.config, &resource) {
             Ok(t) => {
                 let _ = ready.send(Ok(()));
@@ -282,41 +341,38 @@ impl Worker {
                 return;
             }
         };
-        let max = self.config.max_export_batch_size;
-        let mut batch: Vec<Arc<FinishedSpan>> = Vec::with_capacity(max);
+        let mut batch: Vec<Arc<FinishedSpan>> = Vec::with_capacity(queue.batch);
         let mut deadline = Instant::now() + self.config.scheduled_delay;
         loop {
-            let wait = deadline.saturating_duration_since(Instant::now());
-            match rx.recv_timeout(wait) {
-                Ok(Message::Span(span)) => {
-                    batch.push(span);
-                    if batch.len() >= max {
-                        self.send(&transport, &mut batch);
-                        deadline = Instant::now() + self.config.scheduled_delay;
-                    }
+            let mut state = queue.lock();
+            loop {
+                let ready = state.spans.len() >= queue.batch
+                    || !state.flushes.is_empty()
+                    || state.shutdown.is_some();
+                let wait = deadline.saturating_duration_since(Instant::now());
+                if ready || wait.is_zero() {
+                    break;
                 }
-                Ok(Message::Flush(ack)) => {
-                    self.send(&transport, &mut batch);
-                    let _ = ack.send(());
-                }
-                Ok(Message::Shutdown(ack)) => {
-                    while let Ok(Message::Span(span)) = rx.try_recv() {
-                        batch.push(span);
-                    }
-                    self.send(&transport, &mut batch);
-                    transport.shutdown();
-                    let _ = ack.send(());
-                    return;
-                }
-                Err(RecvTimeoutError::Timeout) => {
-                    self.send(&transport, &mut batch);
-                    deadline = Instant::now() + self.config.scheduled_delay;
-                }
-                Err(RecvTimeoutError::Disconnected) => {
-                    self.send(&transport, &mut batch);
-                    transport.shutdown();
-                    return;
-                }
+                state = match queue.wake.wait_timeout(state, wait) {
+                    Ok((state, _)) => state,
+                    Err(poisoned) => poisoned.into_inner().0,
+                };
+            }
+            // Take everything queued; the spare vector becomes the new queue, so neither side
+            // allocates in the steady state.
+            std::mem::swap(&mut state.spans, &mut batch);
+            let flushes = std::mem::take(&mut state.flushes);
+            let shutdown = state.shutdown.take();
+            drop(state);
+            self.send(&transport, &mut batch);
+            deadline = Instant::now() + self.config.scheduled_delay;
+            for ack in flushes {
+                let _ = ack.send(());
+            }
+            if let Some(ack) = shutdown {
+                transport.shutdown();
+                let _ = ack.send(());
+                return;
             }
         }
     }

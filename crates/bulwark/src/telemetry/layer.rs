@@ -14,7 +14,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
-use tracing::{Event, Level, Subscriber};
+use tracing::{Dispatch, Event, Level, Subscriber};
 use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::{LookupSpan, Registry};
 
@@ -56,7 +56,6 @@ pub struct TelemetryLayer<C: Clock = MonotonicClock> {
     clock: C,
     /// Unix time, in nanoseconds, at the clock's origin.
     wall_base: u64,
-    unix_now: UnixNow,
 }
 
 impl<C: Clock> fmt::Debug for TelemetryLayer<C> {
@@ -79,15 +78,9 @@ impl<C: Clock> TelemetryLayer<C> {
 
     /// A layer that keeps no spans itself and only feeds its sinks.
     pub fn without_store(clock: C) -> Self {
-        let now_unix = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
-            .unwrap_or(0);
-        let wall_base = now_unix.saturating_sub(clock.now_nanos());
-        let reader = clock.clone();
+        let wall_base = unix_now_system().saturating_sub(clock.now_nanos());
         Self {
             wall_base,
-            unix_now: Arc::new(move || wall_base.saturating_add(reader.now_nanos())),
             store: None,
             sinks: Vec::new(),
             clock,
@@ -117,11 +110,18 @@ impl<C: Clock> TelemetryLayer<C> {
 pub(crate) struct SpanRecord {
     pub(crate) span: FinishedSpan,
     pub(crate) sampled: bool,
-    /// Unix time now on the layer's clock, for events added through `SpanExt`.
-    now: UnixNow,
+    /// Reads Unix time on the clock of the layer that made this record, found through the
+    /// dispatcher, for events added through `SpanExt`. A plain function pointer, so that
+    /// making a record costs no reference count.
+    now: fn(&Dispatch) -> Option<u64>,
 }
 
-type UnixNow = Arc<dyn Fn() -> u64 + Send + Sync>;
+/// Unix time on the clock of the [`TelemetryLayer<C>`] installed in `dispatch`.
+fn layer_now<C: Clock>(dispatch: &Dispatch) -> Option<u64> {
+    dispatch
+        .downcast_ref::<TelemetryLayer<C>>()
+        .map(TelemetryLayer::now_unix)
+}
 
 impl SpanRecord {
     pub(crate) fn set_attribute(&mut self, key: Cow<'static, str>, value: AttributeValue) {
@@ -160,10 +160,6 @@ impl SpanRecord {
         self.span.status = status;
     }
 
-    pub(crate) fn now_unix(&self) -> u64 {
-        (self.now)()
-    }
-
     pub(crate) fn add_event(&mut self, event: SpanEvent) {
         if self.span.events.len() < MAX_EVENTS_PER_SPAN {
             self.span.events.push(event);
@@ -173,11 +169,15 @@ impl SpanRecord {
     }
 
     /// Records an error: an `exception` event and, unless the span was marked OK, an error status.
-    pub(crate) fn record_exception(&mut self, message: String, extra: Vec<KeyValue>) {
+    pub(crate) fn record_exception(
+        &mut self,
+        message: String,
+        extra: Vec<KeyValue>,
+        time_unix_nanos: u64,
+    ) {
         let mut attributes = Vec::with_capacity(extra.len() + 1);
         attributes.push(KeyValue::new("exception.message", message.clone()));
         attributes.extend(extra);
-        let time_unix_nanos = self.now_unix();
         self.add_event(SpanEvent {
             name: Cow::Borrowed("exception"),
             time_unix_nanos,
@@ -305,7 +305,7 @@ where
                 dropped: 0,
             },
             sampled,
-            now: Arc::clone(&self.unix_now),
+            now: layer_now::<C>,
         };
         attrs.record(&mut SpanFields(&mut record));
         span.extensions_mut().insert(record);
@@ -333,7 +333,7 @@ where
             let message = fields
                 .message
                 .unwrap_or_else(|| event.metadata().name().to_owned());
-            record.record_exception(message, fields.attributes);
+            record.record_exception(message, fields.attributes, self.now_unix());
         } else {
             let name = fields
                 .message
@@ -373,16 +373,26 @@ where
 }
 
 /// Runs `f` on the layer's record of `span`, when `span` is live in a subscriber built on
-/// [`Registry`] with a [`TelemetryLayer`].
+/// [`Registry`] with a [`TelemetryLayer`]; `f` also gets the current Unix time on that
+/// layer's clock.
 pub(crate) fn with_record<R>(
     span: &tracing::Span,
-    f: impl FnOnce(&mut SpanRecord) -> R,
+    f: impl FnOnce(&mut SpanRecord, u64) -> R,
 ) -> Option<R> {
     span.with_subscriber(|(id, dispatch)| {
         let registry = dispatch.downcast_ref::<Registry>()?;
         let data = registry.span(id)?;
         let mut extensions = data.extensions_mut();
-        extensions.get_mut::<SpanRecord>().map(f)
+        let record = extensions.get_mut::<SpanRecord>()?;
+        let now = (record.now)(dispatch).unwrap_or_else(unix_now_system);
+        Some(f(record, now))
     })
     .flatten()
+}
+
+fn unix_now_system() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+        .unwrap_or(0)
 }

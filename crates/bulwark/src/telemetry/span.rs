@@ -29,7 +29,7 @@ pub trait SpanExt {
 
 impl SpanExt for tracing::Span {
     fn trace_context(&self) -> Option<TraceContext> {
-        with_record(self, |r| TraceContext {
+        with_record(self, |r, _| TraceContext {
             trace_id: r.span.trace_id,
             span_id: r.span.span_id,
             sampled: r.sampled,
@@ -38,7 +38,7 @@ impl SpanExt for tracing::Span {
     }
 
     fn set_parent(&self, parent: &TraceContext) {
-        with_record(self, |r| {
+        with_record(self, |r, _| {
             r.span.trace_id = parent.trace_id;
             r.span.parent_span_id = Some(parent.span_id);
             r.span.parent_is_remote = true;
@@ -49,17 +49,16 @@ impl SpanExt for tracing::Span {
 
     fn set_attribute(&self, key: impl Into<Cow<'static, str>>, value: impl Into<AttributeValue>) {
         let (key, value) = (key.into(), value.into());
-        with_record(self, |r| r.set_attribute(key, value));
+        with_record(self, |r, _| r.set_attribute(key, value));
     }
 
     fn set_status(&self, status: SpanStatus) {
-        with_record(self, |r| r.set_status(status));
+        with_record(self, |r, _| r.set_status(status));
     }
 
     fn add_event(&self, name: impl Into<Cow<'static, str>>, attributes: Vec<KeyValue>) {
         let name = name.into();
-        with_record(self, |r| {
-            let time_unix_nanos = r.now_unix();
+        with_record(self, |r, time_unix_nanos| {
             r.add_event(SpanEvent {
                 name,
                 time_unix_nanos,
@@ -81,7 +80,7 @@ impl SpanExt for tracing::Span {
             vec![KeyValue::new("exception.cause", chain.join(": "))]
         };
         let message = error.to_string();
-        with_record(self, |r| r.record_exception(message, extra));
+        with_record(self, |r, now| r.record_exception(message, extra, now));
     }
 }
 

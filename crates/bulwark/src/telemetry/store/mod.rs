@@ -13,11 +13,10 @@
 //! Writes far outnumber reads (every span is written; a person or a dashboard reads now and
 //! then), so an insert only appends: the index is brought up to date by the next read, which
 //! pays for linking the spans that arrived since the previous one (a first pass looks them
-//! all up so that the cache misses on a large index overlap). Evicted spans are dropped in
-//! batches, where they lie in the ring, after a pass that reads each of them first, for the
-//! same reason. Age and the cap are checked on every
-//! insert and read, under the store's [`Clock`]; past the cap the oldest spans go first. A
-//! trace whose root was evicted keeps its other spans; the tree then shows them as roots.
+//! all up so that the cache misses on a large index overlap). Age and the cap are checked on
+//! every insert and read, under the store's [`Clock`]; past the cap the oldest span goes
+//! first, one per insert. A trace whose root was evicted keeps its other spans; the tree then
+//! shows them as roots.
 //!
 //! ```
 //! use bulwark::telemetry::{TelemetryLayer, TraceFilter, TraceStore, TraceStoreConfig};
@@ -46,7 +45,7 @@ use serde::{Deserialize, Serialize};
 pub use tree::{DEFAULT_LIST_LIMIT, SpanNode, TraceFilter, TraceSummary, TraceTree};
 
 use super::ids::TraceId;
-use super::model::{AttributeValue, FinishedSpan};
+use super::model::FinishedSpan;
 use crate::clock::{Clock, MonotonicClock, duration_to_nanos};
 
 /// The original system's time to live for traces: one hour.
@@ -227,32 +226,6 @@ impl Hasher for IdHasher {
     }
 }
 
-/// Reads every part of the spans about to be dropped (their attribute lists, their strings,
-/// the span itself when shared), one level at a time. Old spans sit in memory that left the
-/// cache long ago and freeing one follows a chain of pointers; reading them first lets those
-/// misses overlap instead of queueing one behind another.
-fn warm<'a>(victims: impl Iterator<Item = &'a Stored> + Clone) {
-    let mut seen = 0usize;
-    for stored in victims.clone() {
-        if let Stored::Shared(span) = stored {
-            seen ^= Arc::strong_count(span);
-        }
-    }
-    for stored in victims.clone() {
-        let span = stored.get();
-        seen ^= span.attributes.len() ^ span.events.len() ^ span.name.len();
-    }
-    for stored in victims {
-        for kv in &stored.get().attributes {
-            seen ^= kv.key.len();
-            if let AttributeValue::String(text) = &kv.value {
-                seen ^= usize::from(text.as_bytes().first().copied().unwrap_or(0));
-            }
-        }
-    }
-    std::hint::black_box(seen);
-}
-
 impl<C: Clock> Clone for TraceStore<C> {
     fn clone(&self) -> Self {
         Self {
@@ -319,20 +292,15 @@ impl<C: Clock> TraceStore<C> {
         read(&state)
     }
 
-    /// Drops what is too old or too many.
+    /// Drops what is too old or too many, where it lies in the ring.
     ///
-    /// Past the cap it evicts a batch (1/256 of the cap, at most 512 spans) rather than one
-    /// span per insert, so that [`warm`] can overlap their cache misses; they are dropped
-    /// where they lie in the ring, without being moved. The store never holds more than the
-    /// cap.
+    /// Past the cap exactly one span leaves per insert: its parts go back to the allocator's
+    /// per-thread cache, and the next span's allocations reuse that memory while it is still
+    /// warm. (Evicting in batches, to overlap the cache misses of many old spans, measured
+    /// slower: a batch overflows that cache and its frees take the allocator's slow path.)
     fn evict(&self, state: &mut State, now: u64) {
-        let max = self.inner.max_spans;
         let ring = &mut state.ring;
-        let over = if ring.len() > max {
-            ring.len() - (max - (max / 256).min(512))
-        } else {
-            0
-        };
+        let over = ring.len().saturating_sub(self.inner.max_spans);
         // The ring is in insertion order, so the expired spans are a prefix of it.
         let ttl = self.inner.ttl_nanos;
         let is_expired = |entry: &Entry| now.saturating_sub(entry.inserted) >= ttl;
@@ -343,9 +311,6 @@ impl<C: Clock> TraceStore<C> {
         let count = over.max(expired);
         if count == 0 {
             return;
-        }
-        if count > 1 {
-            warm(ring.range(..count).map(|entry| &entry.span));
         }
         ring.drain(..count);
         state.head += count as u64;
