@@ -164,6 +164,12 @@ pub(crate) fn decompress(
     stored: &[u8],
     expected_size: u64,
 ) -> Result<Vec<u8>, DecodeError> {
+    if codec == Codec::Zstd
+        && expected_size <= MAX_PREALLOCATION
+        && let Some(result) = super::parallel::decompress_zstd_frames(stored, expected_size)
+    {
+        return result;
+    }
     let mut out = Vec::new();
     let prealloc = usize::try_from(expected_size.min(MAX_PREALLOCATION)).unwrap_or(0);
     out.try_reserve_exact(prealloc)

@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use super::codec::{self, Codec, Compression};
 use super::crypto::Keyring;
+use super::parallel;
 use super::error::{CheckpointError, DecodeError};
 use super::id::CheckpointId;
 use super::metadata::{
@@ -91,49 +92,34 @@ pub(crate) fn sha256(data: &[u8]) -> [u8; 32] {
     out
 }
 
-/// States below this are hashed and compressed on the calling thread: spawning threads would
-/// cost more than it saves.
-pub(crate) const PARALLEL_MIN: usize = 128 << 10;
-/// The most threads one save uses.
-const MAX_THREADS: usize = 4;
-
-/// SHA-256 and compressed bytes of `state`. For large states with `parallel`, the hash runs on
-/// the calling thread while zstd compresses equal chunks on scoped threads, one frame each;
-/// concatenated zstd frames are a valid zstd stream (RFC 8878 §3.1), so decoding is unchanged.
+/// SHA-256 and compressed bytes of `state`. Large zstd states are compressed as several
+/// frames on several threads (see [`parallel`]); other large states are hashed on a second
+/// thread while the calling thread compresses.
 fn hash_and_compress(
     state: &[u8],
     options: EncodeOptions<'_>,
 ) -> Result<([u8; 32], Vec<u8>), CheckpointError> {
     let compression = options.compression;
-    if !options.parallel || state.len() < PARALLEL_MIN || compression.codec == Codec::None {
+    let helpers = if options.parallel {
+        parallel::helpers_for(state.len())
+    } else {
+        0
+    };
+    if helpers == 0 || compression.codec == Codec::None {
         return Ok((sha256(state), codec::compress(compression, state)?));
     }
-    let panicked = || CheckpointError::InvalidInput {
+    if compression.codec == Codec::Zstd {
+        return parallel::hash_and_compress_zstd(state, compression.level, helpers, sha256);
+    }
+    let (compressed, digest) = parallel::both(
+        || codec::compress(compression, state),
+        || sha256(state),
+    )
+    .ok_or_else(|| CheckpointError::InvalidInput {
         what: "state",
-        reason: "a compression thread panicked".into(),
-    };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, |n| n.get())
-        .clamp(1, MAX_THREADS);
-    std::thread::scope(|scope| {
-        if compression.codec == Codec::Zstd && threads > 1 {
-            let chunk = state.len().div_ceil(threads);
-            let workers: Vec<_> = state
-                .chunks(chunk)
-                .map(|part| scope.spawn(move || codec::compress(compression, part)))
-                .collect();
-            let digest = sha256(state);
-            let mut out = Vec::with_capacity(state.len() / 3);
-            for worker in workers {
-                out.extend_from_slice(&worker.join().map_err(|_| panicked())??);
-            }
-            Ok((digest, out))
-        } else {
-            let hasher = scope.spawn(|| sha256(state));
-            let compressed = codec::compress(compression, state)?;
-            Ok((hasher.join().map_err(|_| panicked())?, compressed))
-        }
-    })
+        reason: "the hashing thread panicked".into(),
+    })?;
+    Ok((digest, compressed?))
 }
 
 /// Encodes `state` (already serialized) into envelope bytes.

@@ -7,6 +7,7 @@ use serde::de::DeserializeOwned;
 
 use super::crypto::Keyring;
 use super::envelope::{self, Decoded};
+use super::parallel;
 use super::error::{CheckpointError, DecodeError};
 use super::id::CheckpointId;
 use super::manager::{LatestCheckpoint, SkippedCheckpoint, StateCheckpointManager, blocking};
@@ -63,22 +64,23 @@ impl StateCheckpointManager {
             };
             // Large states: verify the hash on a second thread while deserializing on this one;
             // the value is only returned once the hash has matched.
-            let (verified, state) = if decoded.state.len() >= envelope::PARALLEL_MIN {
-                std::thread::scope(|scope| {
-                    let hasher =
-                        scope.spawn(|| envelope::verify_hash(&decoded.metadata, &decoded.state));
-                    let state = serde_json::from_slice::<T>(&decoded.state);
-                    let verified = hasher.join().unwrap_or_else(|_| {
+            let (state, verified) = if decoded.state.len() >= parallel::PARALLEL_MIN {
+                parallel::both(
+                    || serde_json::from_slice::<T>(&decoded.state),
+                    || envelope::verify_hash(&decoded.metadata, &decoded.state),
+                )
+                .unwrap_or_else(|| {
+                    (
+                        serde_json::from_slice::<T>(&decoded.state),
                         Err(DecodeError::Decompress {
                             reason: "the hashing thread panicked".into(),
-                        })
-                    });
-                    (verified, state)
+                        }),
+                    )
                 })
             } else {
                 (
-                    envelope::verify_hash(&decoded.metadata, &decoded.state),
                     serde_json::from_slice::<T>(&decoded.state),
+                    envelope::verify_hash(&decoded.metadata, &decoded.state),
                 )
             };
             verified.map_err(corrupt)?;

@@ -51,6 +51,7 @@ mod maintenance;
 mod manager;
 mod metadata;
 mod observer;
+mod parallel;
 pub mod store;
 
 pub use auto::AutoCheckpointer;
