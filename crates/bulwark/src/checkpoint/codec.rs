@@ -149,8 +149,59 @@ pub(crate) fn compress(compression: Compression, data: &[u8]) -> Result<Vec<u8>,
             encoder.write_all(data).map_err(failed)?;
             encoder.finish().map_err(failed)
         }
-        Codec::Zstd => zstd::bulk::compress(data, compression.level).map_err(failed),
+        Codec::Zstd => zstd_frame(data, compression.level).map_err(failed),
     }
+}
+
+/// One zstd frame holding `data`, with its content size and an XXH64 checksum of the content,
+/// which the decoder checks: a damaged payload fails to decompress instead of yielding other
+/// bytes.
+pub(crate) fn zstd_frame(data: &[u8], level: i32) -> std::io::Result<Vec<u8>> {
+    thread_local! {
+        /// This thread's compression context and its level: making one allocates and
+        /// initializes its tables, a cost worth paying once per thread, not once per frame.
+        static COMPRESSOR: std::cell::RefCell<Option<(i32, zstd::bulk::Compressor<'static>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    use zstd::zstd_safe::CParameter;
+    COMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
+        let (current, compressor) = match &mut *slot {
+            Some(existing) => existing,
+            empty => {
+                let mut compressor = zstd::bulk::Compressor::new(level)?;
+                compressor.set_parameter(CParameter::ChecksumFlag(true))?;
+                empty.insert((level, compressor))
+            }
+        };
+        if *current != level {
+            compressor.set_parameter(CParameter::CompressionLevel(level))?;
+            *current = level;
+        }
+        compressor.compress(data)
+    })
+}
+
+/// Whether `stored` is a sequence of zstd frames that each carry a checksum of their content
+/// (what [`zstd_frame`] writes), so that decompressing it also verifies it.
+pub(crate) fn zstd_frames_checksummed(stored: &[u8]) -> bool {
+    const MAGIC: [u8; 4] = 0xFD2F_B528_u32.to_le_bytes();
+    const CHECKSUM_FLAG: u8 = 0b100;
+    let mut rest = stored;
+    while !rest.is_empty() {
+        let checked = rest.get(..4) == Some(&MAGIC[..])
+            && rest
+                .get(4)
+                .is_some_and(|descriptor| descriptor & CHECKSUM_FLAG != 0);
+        let Ok(len) = zstd::zstd_safe::find_frame_compressed_size(rest) else {
+            return false;
+        };
+        match rest.get(len..) {
+            Some(tail) if checked && len > 0 => rest = tail,
+            _ => return false,
+        }
+    }
+    !stored.is_empty()
 }
 
 /// Pre-allocation for decompression is capped so that a size claimed by a damaged file cannot
@@ -223,6 +274,27 @@ mod tests {
             assert_eq!(back, data);
             assert_eq!(Codec::from_byte(codec.to_byte()).unwrap(), codec);
             assert_eq!(codec.name().parse::<Codec>().unwrap(), codec);
+        }
+    }
+
+    #[test]
+    fn zstd_frames_carry_checksums_that_catch_a_flipped_byte() {
+        let data = b"{\"role\":\"tool\",\"content\":\"42 results\"}".repeat(300);
+        let stored = compress(Compression::new(Codec::Zstd), &data).unwrap();
+        assert!(zstd_frames_checksummed(&stored));
+        assert!(!zstd_frames_checksummed(
+            &zstd::bulk::compress(&data, 1).unwrap()
+        ));
+        assert!(!zstd_frames_checksummed(b""));
+        assert!(!zstd_frames_checksummed(&data));
+        // Every single-byte flip past the frame header either fails to decode or fails the
+        // checksum: none decodes to other bytes.
+        for at in 6..stored.len() {
+            let mut damaged = stored.clone();
+            damaged[at] ^= 0x20;
+            if let Ok(back) = decompress(Codec::Zstd, &damaged, data.len() as u64) {
+                assert_eq!(back, data, "flip at {at} decoded to other bytes");
+            }
         }
     }
 

@@ -25,13 +25,13 @@ use sha2::{Digest, Sha256};
 
 use super::codec::{self, Codec, Compression};
 use super::crypto::Keyring;
-use super::parallel;
 use super::error::{CheckpointError, DecodeError};
 use super::id::CheckpointId;
 use super::metadata::{
     CheckpointMetadata, EncryptionInfo, MAX_MILLIS, hex, millis_to_system_time,
     system_time_to_millis,
 };
+use super::parallel;
 
 /// The first eight bytes of every checkpoint file. The high first byte and the CR LF catch
 /// files mangled by text-mode transfers, as PNG's signature does.
@@ -111,14 +111,13 @@ fn hash_and_compress(
     if compression.codec == Codec::Zstd {
         return parallel::hash_and_compress_zstd(state, compression.level, helpers, sha256);
     }
-    let (compressed, digest) = parallel::both(
-        || codec::compress(compression, state),
-        || sha256(state),
-    )
-    .ok_or_else(|| CheckpointError::InvalidInput {
-        what: "state",
-        reason: "the hashing thread panicked".into(),
-    })?;
+    let (compressed, digest) =
+        parallel::both(|| codec::compress(compression, state), || sha256(state)).ok_or_else(
+            || CheckpointError::InvalidInput {
+                what: "state",
+                reason: "the hashing thread panicked".into(),
+            },
+        )?;
     Ok((digest, compressed?))
 }
 
@@ -360,6 +359,10 @@ pub struct Decoded {
     pub metadata: CheckpointMetadata,
     /// The serialized state (JSON), verified against the recorded SHA-256.
     pub state: Vec<u8>,
+    /// Whether decoding itself proved the state intact: every zstd frame carried a checksum
+    /// of its content, or the payload was encrypted (its authentication tag covers every
+    /// byte).
+    pub(crate) intact: bool,
 }
 
 /// Decodes a whole envelope and verifies it: header checksum, lengths, decryption (with
@@ -373,8 +376,9 @@ pub fn decode(bytes: &[u8], keyring: Option<&Keyring>) -> Result<Decoded, Decode
 }
 
 /// [`decode`] without the final SHA-256 comparison, so that a loader can verify the hash on one
-/// thread while it deserializes on another. The state must not be used before
-/// [`verify_hash`] has passed.
+/// thread while it deserializes on another, or skip it when decoding already proved the state
+/// intact ([`Decoded::intact`]). Otherwise the state must not be used before [`verify_hash`]
+/// has passed.
 pub(crate) fn decode_unverified(
     bytes: &[u8],
     keyring: Option<&Keyring>,
@@ -386,8 +390,14 @@ pub(crate) fn decode_unverified(
         expected: metadata.stored_size,
         actual: bytes.len() as u64,
     })?;
+    let intact = metadata.encryption.is_some()
+        || (metadata.codec == Codec::Zstd && codec::zstd_frames_checksummed(payload));
     let state = open_payload(&metadata, payload, keyring)?;
-    Ok(Decoded { metadata, state })
+    Ok(Decoded {
+        metadata,
+        state,
+        intact,
+    })
 }
 
 /// Compares the SHA-256 of `state` with the one recorded in `metadata`.

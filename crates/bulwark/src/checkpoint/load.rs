@@ -7,12 +7,12 @@ use serde::de::DeserializeOwned;
 
 use super::crypto::Keyring;
 use super::envelope::{self, Decoded};
-use super::parallel;
 use super::error::{CheckpointError, DecodeError};
 use super::id::CheckpointId;
-use super::manager::{LatestCheckpoint, SkippedCheckpoint, StateCheckpointManager, blocking};
+use super::manager::{LatestCheckpoint, SkippedCheckpoint, StateCheckpointManager};
 use super::metadata::CheckpointMetadata;
 use super::observer::CheckpointEvent;
+use super::parallel;
 use super::store::ListFilter;
 
 /// Decodes `bytes` stored under `id` without the final hash check, refusing a file that holds
@@ -54,40 +54,37 @@ impl StateCheckpointManager {
     {
         let started = Instant::now();
         let id = *id;
-        let bytes = self.inner.store.get(&id).await?;
         let keyring = self.inner.keyring.clone();
-        let loaded = blocking(move || {
-            let decoded = decode_for(id, &bytes, keyring.as_deref())?;
-            let corrupt = |source| CheckpointError::Corrupt {
-                name: id.to_string(),
-                source,
-            };
-            // Large states: verify the hash on a second thread while deserializing on this one;
-            // the value is only returned once the hash has matched.
-            let (state, verified) = if decoded.state.len() >= parallel::PARALLEL_MIN {
-                parallel::both(
-                    || serde_json::from_slice::<T>(&decoded.state),
-                    || envelope::verify_hash(&decoded.metadata, &decoded.state),
-                )
-                .unwrap_or_else(|| {
-                    (
-                        serde_json::from_slice::<T>(&decoded.state),
-                        Err(DecodeError::Decompress {
+        let loaded = self
+            .read_then(id, move |bytes| {
+                let decoded = decode_for(id, &bytes, keyring.as_deref())?;
+                let corrupt = |source| CheckpointError::Corrupt {
+                    name: id.to_string(),
+                    source,
+                };
+                // When decoding proved the state intact (checksummed zstd frames, or an
+                // authenticated ciphertext), the SHA-256 is left to `verify`; otherwise large
+                // states are hashed on a second thread while this one deserializes, and the value
+                // is only returned once the hash has matched.
+                let parse = || serde_json::from_slice::<T>(&decoded.state);
+                let check = || envelope::verify_hash(&decoded.metadata, &decoded.state);
+                let (state, verified) = if decoded.intact {
+                    (parse(), Ok(()))
+                } else if decoded.state.len() >= parallel::PARALLEL_MIN {
+                    parallel::both(parse, check).unwrap_or_else(|| {
+                        let panicked = DecodeError::Decompress {
                             reason: "the hashing thread panicked".into(),
-                        }),
-                    )
-                })
-            } else {
-                (
-                    serde_json::from_slice::<T>(&decoded.state),
-                    envelope::verify_hash(&decoded.metadata, &decoded.state),
-                )
-            };
-            verified.map_err(corrupt)?;
-            let state = state.map_err(|source| CheckpointError::Deserialize { id, source })?;
-            Ok((decoded.metadata, state))
-        })
-        .await;
+                        };
+                        (parse(), Err(panicked))
+                    })
+                } else {
+                    (parse(), check())
+                };
+                verified.map_err(corrupt)?;
+                let state = state.map_err(|source| CheckpointError::Deserialize { id, source })?;
+                Ok((decoded.metadata, state))
+            })
+            .await;
         self.report_corruption(id, &loaded);
         let (metadata, state) = loaded?;
         self.emit(CheckpointEvent::Loaded {
@@ -102,19 +99,19 @@ impl StateCheckpointManager {
         &self,
         id: CheckpointId,
     ) -> Result<Decoded, CheckpointError> {
-        let bytes = self.inner.store.get(&id).await?;
         let keyring = self.inner.keyring.clone();
-        let decoded = blocking(move || {
-            let decoded = decode_for(id, &bytes, keyring.as_deref())?;
-            envelope::verify_hash(&decoded.metadata, &decoded.state).map_err(|source| {
-                CheckpointError::Corrupt {
-                    name: id.to_string(),
-                    source,
-                }
-            })?;
-            Ok(decoded)
-        })
-        .await;
+        let decoded = self
+            .read_then(id, move |bytes| {
+                let decoded = decode_for(id, &bytes, keyring.as_deref())?;
+                envelope::verify_hash(&decoded.metadata, &decoded.state).map_err(|source| {
+                    CheckpointError::Corrupt {
+                        name: id.to_string(),
+                        source,
+                    }
+                })?;
+                Ok(decoded)
+            })
+            .await;
         self.report_corruption(id, &decoded);
         decoded
     }

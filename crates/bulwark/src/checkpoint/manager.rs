@@ -4,15 +4,13 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU32};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize};
+use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 
-use super::config::{ManagerConfig, Parent, SaveOptions, validate_name};
+use super::config::ManagerConfig;
 use super::crypto::Keyring;
-use super::envelope::{self, EncodeOptions, NewCheckpoint};
 use super::error::{CheckpointError, StoreError};
 use super::id::CheckpointId;
 use super::metadata::CheckpointMetadata;
@@ -39,7 +37,9 @@ pub(super) struct Inner {
     pub(super) observer: Option<Arc<dyn CheckpointObserver>>,
     pub(super) keyring: Option<Arc<Keyring>>,
     /// One lock per workflow being saved, so that sequence and parent are assigned in order.
-    workflow_locks: Mutex<HashMap<WorkflowKey, Arc<tokio::sync::Mutex<()>>>>,
+    pub(super) workflow_locks: Mutex<HashMap<WorkflowKey, Arc<tokio::sync::Mutex<()>>>>,
+    /// Length of the last serialized state, to size the next one's buffer.
+    pub(super) serialized_hint: AtomicUsize,
     pub(super) saves_since_cleanup: AtomicU32,
     pub(super) cleanup_running: AtomicBool,
 }
@@ -130,6 +130,7 @@ impl ManagerBuilder {
                 observer: self.observer,
                 keyring: self.keyring,
                 workflow_locks: Mutex::new(HashMap::new()),
+                serialized_hint: AtomicUsize::new(0),
                 saves_since_cleanup: AtomicU32::new(0),
                 cleanup_running: AtomicBool::new(false),
             }),
@@ -170,6 +171,27 @@ where
 }
 
 impl StateCheckpointManager {
+    /// Reads the envelope of `id` and runs `f` on it off the async workers: in one blocking
+    /// task with the read for a store on local disk, after the store's async read otherwise.
+    pub(super) async fn read_then<R, F>(&self, id: CheckpointId, f: F) -> Result<R, CheckpointError>
+    where
+        F: FnOnce(Vec<u8>) -> Result<R, CheckpointError> + Send + 'static,
+        R: Send + 'static,
+    {
+        let store = Arc::clone(&self.inner.store);
+        if store.local().is_some() {
+            return blocking(move || {
+                let local = store.local().ok_or(StoreError::Task {
+                    reason: "the store stopped being local".into(),
+                })?;
+                f(local.get_local(&id)?)
+            })
+            .await;
+        }
+        let bytes = store.get(&id).await?;
+        blocking(move || f(bytes)).await
+    }
+
     /// A builder over `store`.
     pub fn builder(store: Arc<dyn CheckpointStore>) -> ManagerBuilder {
         ManagerBuilder {
@@ -206,161 +228,6 @@ impl StateCheckpointManager {
         if let Some(observer) = &self.inner.observer {
             observer.on_event(&event);
         }
-    }
-
-    /// Saves `state` as the newest checkpoint of `agent_id`'s `workflow_id` and returns its id
-    /// once it is durable.
-    pub async fn save_checkpoint<T: Serialize + ?Sized>(
-        &self,
-        state: &T,
-        agent_id: &str,
-        workflow_id: &str,
-    ) -> Result<CheckpointId, CheckpointError> {
-        self.save_with(state, agent_id, workflow_id, SaveOptions::default())
-            .await
-            .map(|meta| meta.id)
-    }
-
-    /// Saves with labels or a chosen parent; returns the stored metadata.
-    pub async fn save_with<T: Serialize + ?Sized>(
-        &self,
-        state: &T,
-        agent_id: &str,
-        workflow_id: &str,
-        options: SaveOptions,
-    ) -> Result<CheckpointMetadata, CheckpointError> {
-        let started = Instant::now();
-        validate_name("agent_id", agent_id)?;
-        validate_name("workflow_id", workflow_id)?;
-        let serialized = serde_json::to_vec(state).map_err(CheckpointError::Serialize)?;
-        let key = (agent_id.to_owned(), workflow_id.to_owned());
-        let lock = {
-            let mut locks = self
-                .inner
-                .workflow_locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            Arc::clone(locks.entry(key.clone()).or_default())
-        };
-        let result = {
-            let _guard = lock.lock().await;
-            self.save_locked(serialized, agent_id, workflow_id, options)
-                .await
-        };
-        {
-            let mut locks = self
-                .inner
-                .workflow_locks
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            // Only the map and this call hold it: nobody else is saving this workflow.
-            if Arc::strong_count(&lock) == 2 {
-                locks.remove(&key);
-            }
-        }
-        let metadata = result?;
-        self.emit(CheckpointEvent::Saved {
-            metadata: &metadata,
-            duration: started.elapsed(),
-        });
-        tracing::debug!(id = %metadata.id, agent_id, workflow_id, bytes = metadata.stored_size, "checkpoint saved");
-        self.after_save();
-        Ok(metadata)
-    }
-
-    async fn save_locked(
-        &self,
-        serialized: Vec<u8>,
-        agent_id: &str,
-        workflow_id: &str,
-        options: SaveOptions,
-    ) -> Result<CheckpointMetadata, CheckpointError> {
-        let newest = self
-            .inner
-            .store
-            .list(
-                &ListFilter::workflow(agent_id, workflow_id)
-                    .newest_first()
-                    .limit(1),
-            )
-            .await?
-            .items
-            .pop();
-        let parent_id = match options.parent {
-            Parent::Latest => newest.as_ref().map(|m| m.id),
-            Parent::Explicit(id) => Some(self.inner.store.metadata(&id).await?.id),
-            Parent::None => None,
-            Parent::Expect(expected) => {
-                let actual = newest.as_ref().map(|m| m.id);
-                if actual != expected {
-                    return Err(StoreError::Conflict { expected, actual }.into());
-                }
-                expected
-            }
-        };
-        let fence = match options.parent {
-            Parent::Expect(expected) => Some(expected),
-            _ => None,
-        };
-        let sequence = newest.as_ref().map_or(1, |m| m.sequence.saturating_add(1));
-        let owned = (agent_id.to_owned(), workflow_id.to_owned());
-        let config = self.inner.config.clone();
-        let keyring = self.inner.keyring.clone();
-        let labels = options.labels;
-        let (metadata, bytes) = blocking(move || {
-            let new = NewCheckpoint {
-                id: CheckpointId::new(),
-                agent_id: &owned.0,
-                workflow_id: &owned.1,
-                sequence,
-                parent_id,
-                created_at_ms: envelope::now_millis(),
-                labels,
-            };
-            let options = EncodeOptions {
-                compression: config.compression,
-                parallel: config.parallel,
-                keyring: keyring.as_deref(),
-            };
-            envelope::encode(&new, &serialized, options)
-        })
-        .await?;
-        let budget = self.inner.config.size_budget;
-        if let Some(limit) = budget.max_bytes
-            && metadata.stored_size > limit
-        {
-            return Err(CheckpointError::TooLarge {
-                agent_id: agent_id.to_owned(),
-                workflow_id: workflow_id.to_owned(),
-                size: metadata.stored_size,
-                limit,
-            });
-        }
-        if let Some(warn_bytes) = budget.warn_bytes
-            && metadata.stored_size > warn_bytes
-        {
-            tracing::warn!(
-                agent_id,
-                workflow_id,
-                size = metadata.stored_size,
-                warn_bytes,
-                "checkpoint over its size budget"
-            );
-            self.emit(CheckpointEvent::OverBudget {
-                metadata: &metadata,
-                warn_bytes,
-            });
-        }
-        match fence {
-            Some(expected) => {
-                self.inner
-                    .store
-                    .put_fenced(&metadata, bytes, expected.as_ref())
-                    .await?;
-            }
-            None => self.inner.store.put(&metadata, bytes).await?,
-        }
-        Ok(metadata)
     }
 
     /// Metadata of the checkpoints matching `filter`, one page at a time.

@@ -52,6 +52,7 @@ mod manager;
 mod metadata;
 mod observer;
 mod parallel;
+mod save;
 pub mod store;
 
 pub use auto::AutoCheckpointer;
@@ -67,7 +68,8 @@ pub use manager::{LatestCheckpoint, ManagerBuilder, SkippedCheckpoint, StateChec
 pub use metadata::{CheckpointMetadata, EncryptionInfo};
 pub use observer::{CheckpointEvent, CheckpointObserver, DeleteReason};
 pub use store::{
-    CheckpointPage, CheckpointStore, FsStore, FsStoreOptions, ListFilter, UnreadableCheckpoint,
+    CheckpointPage, CheckpointStore, FsStore, FsStoreOptions, ListFilter, LocalStore,
+    UnreadableCheckpoint,
 };
 
 /// The subfolder of the server's data dir that holds checkpoints (`<data_dir>/checkpoints`).

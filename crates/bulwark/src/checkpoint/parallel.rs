@@ -91,9 +91,11 @@ where
         let handles: Vec<_> = (0..helpers.min(count)).map(|_| scope.spawn(work)).collect();
         let first = first();
         work();
-        let joined = handles
-            .into_iter()
-            .fold(true, |ok, handle| handle.join().is_ok() && ok);
+        // Join every helper (a panicked one that was not joined would panic the scope).
+        let mut joined = true;
+        for handle in handles {
+            joined &= handle.join().is_ok();
+        }
         (first, joined)
     });
     if !joined {
@@ -140,7 +142,7 @@ pub(crate) fn hash_and_compress_zstd(
         chunks.len(),
         helpers,
         || sha256(state),
-        |i| zstd::bulk::compress(chunks.get(i).copied().unwrap_or_default(), level),
+        |i| super::codec::zstd_frame(chunks.get(i).copied().unwrap_or_default(), level),
     )
     .ok_or_else(|| CheckpointError::InvalidInput {
         what: "state",
@@ -172,6 +174,26 @@ fn frames_of(stored: &[u8], expected: u64) -> Option<Vec<(&[u8], usize)>> {
         rest = rest.get(len..)?;
     }
     (total == expected).then_some(frames)
+}
+
+thread_local! {
+    /// This thread's zstd decompression context: making one allocates and initializes about
+    /// 100 KiB, a cost worth paying once per thread rather than once per frame.
+    static DECOMPRESSOR: std::cell::RefCell<Option<zstd::bulk::Decompressor<'static>>> =
+        const { std::cell::RefCell::new(None) };
+}
+
+fn with_decompressor<R>(
+    f: impl FnOnce(&mut zstd::bulk::Decompressor<'static>) -> std::io::Result<R>,
+) -> std::io::Result<R> {
+    DECOMPRESSOR.with(|cell| {
+        let mut slot = cell.try_borrow_mut().map_err(std::io::Error::other)?;
+        let decompressor = match &mut *slot {
+            Some(decompressor) => decompressor,
+            empty => empty.insert(zstd::bulk::Decompressor::new()?),
+        };
+        f(decompressor)
+    })
 }
 
 /// Decompresses a zstd stream of several frames on several threads, each frame into its own
@@ -216,8 +238,7 @@ pub(crate) fn decompress_zstd_frames(
                 });
             };
             let mut target = target.lock().unwrap_or_else(|e| e.into_inner());
-            let written = zstd::bulk::Decompressor::new()
-                .and_then(|mut d| d.decompress_to_buffer(frame, &mut **target))
+            let written = with_decompressor(|d| d.decompress_to_buffer(frame, &mut **target))
                 .map_err(|e| DecodeError::Decompress {
                     reason: e.to_string(),
                 })?;
@@ -247,7 +268,16 @@ mod tests {
     use super::*;
 
     fn sample(len: usize) -> Vec<u8> {
-        let words = ["agent", "tool", "call", "result", "the", "flight", "price", "{\"role\":"];
+        let words = [
+            "agent",
+            "tool",
+            "call",
+            "result",
+            "the",
+            "flight",
+            "price",
+            "{\"role\":",
+        ];
         let mut out = Vec::with_capacity(len);
         let mut i = 0usize;
         while out.len() < len {
@@ -269,7 +299,10 @@ mod tests {
         let (digest, stored) = hash_and_compress_zstd(&state, 1, 2, sha).unwrap();
         assert_eq!(digest, sha(&state));
         let (_, alone) = hash_and_compress_zstd(&state, 1, 0, sha).unwrap();
-        assert_eq!(alone, stored, "the frames do not depend on who compressed them");
+        assert_eq!(
+            alone, stored,
+            "the frames do not depend on who compressed them"
+        );
         let frames = frames_of(&stored, state.len() as u64).unwrap();
         assert!(frames.len() >= 2, "{} frames", frames.len());
         // Any zstd decoder reads the concatenation.

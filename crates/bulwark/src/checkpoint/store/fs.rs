@@ -26,7 +26,7 @@ pub use reconcile::RebuildReport;
 
 use super::index::{LogRecord, MemIndex, encode_record};
 use super::io::{StdIo, StorageIo};
-use super::{CheckpointPage, CheckpointStore, ListFilter, UnreadableCheckpoint};
+use super::{CheckpointPage, CheckpointStore, ListFilter, LocalStore, UnreadableCheckpoint};
 use crate::checkpoint::envelope::FIXED_HEADER_LEN;
 use crate::checkpoint::error::StoreError;
 use crate::checkpoint::id::CheckpointId;
@@ -330,5 +330,27 @@ impl CheckpointStore for FsStore {
 
     async fn unreadable(&self) -> Result<Vec<UnreadableCheckpoint>, StoreError> {
         Ok(self.unreadable_blocking())
+    }
+
+    fn local(&self) -> Option<&dyn LocalStore> {
+        Some(self)
+    }
+}
+
+impl LocalStore for FsStore {
+    fn put_local(&self, metadata: &CheckpointMetadata, envelope: &[u8]) -> Result<(), StoreError> {
+        self.put_blocking(metadata, envelope)
+    }
+
+    fn get_local(&self, id: &CheckpointId) -> Result<Vec<u8>, StoreError> {
+        self.get_blocking(id)
+    }
+
+    fn metadata_local(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError> {
+        self.metadata_blocking(id)
+    }
+
+    fn list_local(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError> {
+        self.list_blocking(filter)
     }
 }

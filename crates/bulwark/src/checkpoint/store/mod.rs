@@ -89,6 +89,28 @@ pub trait CheckpointStore: Send + Sync + fmt::Debug + 'static {
     async fn unreadable(&self) -> Result<Vec<UnreadableCheckpoint>, StoreError> {
         Ok(Vec::new())
     }
+
+    /// The same store as plain blocking calls, for stores whose every operation is local
+    /// disk I/O (the filesystem store). The manager then encodes or decodes a checkpoint and
+    /// does the store's I/O in one blocking task, instead of handing the work from thread to
+    /// thread (each hand-off can wait for an idle core to be scheduled). `None`, the
+    /// default, for stores that talk over the network.
+    fn local(&self) -> Option<&dyn LocalStore> {
+        None
+    }
+}
+
+/// The blocking operations of a store on local disk; see [`CheckpointStore::local`]. Each
+/// keeps the contract of its async counterpart.
+pub trait LocalStore: Send + Sync {
+    /// [`CheckpointStore::put`], blocking.
+    fn put_local(&self, metadata: &CheckpointMetadata, envelope: &[u8]) -> Result<(), StoreError>;
+    /// [`CheckpointStore::get`], blocking.
+    fn get_local(&self, id: &CheckpointId) -> Result<Vec<u8>, StoreError>;
+    /// [`CheckpointStore::metadata`], blocking.
+    fn metadata_local(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError>;
+    /// [`CheckpointStore::list`], blocking.
+    fn list_local(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError>;
 }
 
 /// Which checkpoints [`CheckpointStore::list`] returns.
