@@ -1,7 +1,7 @@
 //! The filesystem store: one file per checkpoint, `<id>.ckpt`, in one folder.
 //!
 //! Commit protocol of a save (docs/checkpoint-format.md lists the crash cases):
-//! 1. write the envelope to `.<id>.<pid>.<n>.tmp` and `fsync` it;
+//! 1. write the envelope to `.<id>.<pid>.<n>.tmp` and `fdatasync` it (its data and length);
 //! 2. `rename` it to `<id>.ckpt` (atomic: the name points to the old nothing or the whole file);
 //! 3. `fsync` the folder, making the name durable; only now does the save return;
 //! 4. append a record to `index.log` (not synced: the index is an accelerator).

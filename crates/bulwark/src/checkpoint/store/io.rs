@@ -77,7 +77,10 @@ impl StorageIo for StdIo {
         let mut file = OpenOptions::new().write(true).create_new(true).open(path)?;
         file.write_all(data)?;
         if sync {
-            file.sync_all()?;
+            // fdatasync: the data and what is needed to read it back (the length, the block
+            // allocation) reach the disk; only timestamps may not. The name is made durable
+            // separately, by `sync_dir` after the rename.
+            file.sync_data()?;
         }
         Ok(())
     }
