@@ -1,8 +1,11 @@
 //! Checkpoint save and load, fsync included, against the floor of a raw durable write.
 //!
 //! `cargo bench -p bulwark --bench checkpoint -- --warm-up-time 1 --measurement-time 3`
-//! then `bash scripts/bench-langgraph.sh` for LangGraph's SqliteSaver on the same states
-//! (this bench writes them to `target/checkpoint-bench/state-*.json`).
+//!
+//! In the same run, after its own cases, it times LangGraph's SqliteSaver on the same states
+//! (`scripts/bench-langgraph.sh`, which makes its Python venv on first use) and prints each
+//! default-codec save and load beside `put` and `get_tuple`, mean and median, also written to
+//! `target/checkpoint-bench/vs-langgraph.txt`. `BULWARK_BENCH_LANGGRAPH=0` skips that step.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use std::fs::{self, File, OpenOptions};
@@ -246,6 +249,7 @@ fn checkpoint(c: &mut Criterion) {
         .build()
         .unwrap();
     let root = bench_dir();
+    let started = std::time::SystemTime::now();
     let mut sizes = String::new();
     let cases: Vec<(&str, Compression, bool)> = vec![
         ("none", Compression::new(Codec::None), false),
@@ -321,6 +325,83 @@ fn checkpoint(c: &mut Criterion) {
     }
     println!("\nstored sizes:\n{sizes}");
     fs::write(root.join("stored-sizes.txt"), sizes).unwrap();
+    compare_with_langgraph(&root, started);
+}
+
+/// Mean and median, in milliseconds, of a criterion benchmark measured since `since`.
+fn criterion_ms(group: &str, bench: &str, since: std::time::SystemTime) -> Option<(f64, f64)> {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../target/criterion")
+        .join(group)
+        .join(bench)
+        .join("new/estimates.json");
+    if fs::metadata(&path).ok()?.modified().ok()? < since {
+        return None;
+    }
+    let estimates: serde_json::Value = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
+    let ms = |key: &str| estimates[key]["point_estimate"].as_f64().map(|ns| ns / 1e6);
+    Some((ms("mean")?, ms("median")?))
+}
+
+/// Runs LangGraph's saver on the states this run wrote and prints the default codec's save
+/// and load beside `put` and `get_tuple`.
+fn compare_with_langgraph(root: &Path, since: std::time::SystemTime) {
+    if std::env::var("BULWARK_BENCH_LANGGRAPH").as_deref() == Ok("0") {
+        return;
+    }
+    let workspace = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let states: Vec<PathBuf> = ["100k", "1m"]
+        .iter()
+        .map(|label| root.join(format!("state-{label}.json")))
+        .collect();
+    let output = std::process::Command::new("bash")
+        .arg(workspace.join("scripts/bench-langgraph.sh"))
+        .args(&states)
+        .current_dir(&workspace)
+        .output();
+    let output = match output {
+        Ok(output) if output.status.success() => output,
+        Ok(output) => {
+            println!(
+                "LangGraph comparison skipped: {}",
+                String::from_utf8_lossy(&output.stderr).trim()
+            );
+            return;
+        }
+        Err(e) => {
+            println!("LangGraph comparison skipped: {e}");
+            return;
+        }
+    };
+    let mut report = String::from(
+        "state  operation  bulwark mean / median (ms)  langgraph mean / median (ms)  ratio of means / medians\n",
+    );
+    for line in String::from_utf8_lossy(&output.stdout).lines() {
+        let Ok(peer) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        let state = peer["state"].as_str().unwrap_or_default();
+        let label = state.trim_start_matches("state-").trim_end_matches(".json");
+        let group = format!("checkpoint_{label}");
+        for (ours, theirs) in [("save_zstd1", "put"), ("load_zstd1", "get_tuple")] {
+            let Some((mean, median)) = criterion_ms(&group, ours, since) else {
+                continue;
+            };
+            let peer_mean = peer[theirs]["mean_ms"].as_f64().unwrap_or(f64::NAN);
+            let peer_median = peer[theirs]["median_ms"].as_f64().unwrap_or(f64::NAN);
+            report.push_str(&format!(
+                "{label:5}  {ours:10} {mean:8.3} / {median:6.3}  vs {theirs:9} {peer_mean:8.3} / {peer_median:6.3}  {:.2} / {:.2}\n",
+                mean / peer_mean,
+                median / peer_median,
+            ));
+        }
+        report.push_str(&format!(
+            "{label:5}  stored: LangGraph {} bytes (see stored sizes above for Bulwark's)\n",
+            peer["stored_bytes"]
+        ));
+    }
+    println!("\nbeside LangGraph's SqliteSaver, same run:\n{report}");
+    fs::write(root.join("vs-langgraph.txt"), report).unwrap();
 }
 
 criterion_group!(benches, checkpoint);

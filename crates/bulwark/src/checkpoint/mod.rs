@@ -3,10 +3,13 @@
 //! A save serializes the state to JSON, hashes it (SHA-256), compresses it (zstd by default,
 //! gzip or none), optionally encrypts it, and wraps it in an [`envelope`]: magic, format
 //! version, codec, metadata (id, agent, workflow, sequence, parent, time, sizes, hash, labels)
-//! under a CRC-32, then the payload. The [`FsStore`] makes it durable before the save returns:
-//! temp file, `fsync`, `rename`, `fsync` of the folder. A load checks the CRC, the lengths and
-//! the hash, so a damaged checkpoint is a typed [`CheckpointError::Corrupt`] naming it, never a
-//! wrong state. Ids are UUIDv7 ([`CheckpointId`]) and sort by time; "latest" walks a workflow's
+//! under a CRC-32, then the payload; large zstd states are compressed on every core as
+//! several frames, each with a checksum of its content. The [`FsStore`] makes it durable
+//! before the save returns: temp file, `fdatasync`, `rename`, `fsync` of the folder. A load
+//! checks the CRC, the lengths and the content (by the zstd frames' checksums or the
+//! encryption's tag when present, otherwise by the SHA-256; `verify` always checks the
+//! SHA-256), so a damaged checkpoint is a typed [`CheckpointError::Corrupt`] naming it, never
+//! a wrong state. Ids are UUIDv7 ([`CheckpointId`]) and sort by time; "latest" walks a workflow's
 //! checkpoints newest first and skips the corrupt ones.
 //!
 //! The store's index (metadata by id and by workflow) lives in memory and in an append-only
