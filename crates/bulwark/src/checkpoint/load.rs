@@ -62,18 +62,18 @@ impl StateCheckpointManager {
                     name: id.to_string(),
                     source,
                 };
+                // One pass validates the UTF-8 of the whole document; parsing a `str` then skips
+                // that check string by string. Invalid UTF-8 goes to the byte parser, which
+                // reports where it is.
+                let parse = || match std::str::from_utf8(&decoded.state) {
+                    Ok(text) => serde_json::from_str::<T>(text),
+                    Err(_) => serde_json::from_slice::<T>(&decoded.state),
+                };
+                let check = || envelope::verify_hash(&decoded.metadata, &decoded.state);
                 // When decoding proved the state intact (checksummed zstd frames, or an
                 // authenticated ciphertext), the SHA-256 is left to `verify`; otherwise large
-                // states are hashed on a second thread while this one deserializes, and the value
-                // is only returned once the hash has matched.
-                // One pass validates the UTF-8 of the whole document; parsing a `str` then skips
-            // that check string by string. Invalid UTF-8 goes to the byte parser, which
-            // reports where it is.
-            let parse = || match std::str::from_utf8(&decoded.state) {
-                Ok(text) => serde_json::from_str::<T>(text),
-                Err(_) => serde_json::from_slice::<T>(&decoded.state),
-            };
-                let check = || envelope::verify_hash(&decoded.metadata, &decoded.state);
+                // states are hashed on a second thread while this one deserializes, and the
+                // value is only returned once the hash has matched.
                 let (state, verified) = if decoded.intact {
                     (parse(), Ok(()))
                 } else if decoded.state.len() >= parallel::PARALLEL_MIN {
