@@ -512,3 +512,58 @@ async fn a_large_state_that_still_parses_after_a_flip_is_refused_not_returned() 
         })
     ));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn large_states_saved_back_to_back_load_and_verify() {
+    // Large states are cut into frames compressed on several threads (a small one in between
+    // is not); each must load, verify and chain like any other.
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager_with(dir.path(), Compression::default()).await;
+    let mut ids = Vec::new();
+    for step in [4000, 4100, 300, 4200] {
+        ids.push(
+            manager
+                .save_checkpoint(&state(step), "a", "w")
+                .await
+                .unwrap(),
+        );
+    }
+    for (id, step) in ids.iter().zip([4000, 4100, 300, 4200]) {
+        assert_eq!(
+            manager.load_checkpoint::<AgentState>(id).await.unwrap(),
+            state(step)
+        );
+        let meta = manager.verify(id).await.unwrap();
+        assert!(meta.stored_size * 3 < meta.uncompressed_size, "{meta:?}");
+    }
+    let chain = manager.chain(&ids[3], 10).await.unwrap();
+    assert_eq!(
+        chain.iter().map(|m| m.id).collect::<Vec<_>>(),
+        ids.iter().rev().copied().collect::<Vec<_>>()
+    );
+}
+
+#[tokio::test]
+async fn a_damaged_frame_of_a_large_zstd_state_is_corrupt_not_returned() {
+    let dir = tempfile::tempdir().unwrap();
+    let manager = manager_with(dir.path(), Compression::default()).await;
+    let id = manager
+        .save_checkpoint(&state(4000), "a", "w")
+        .await
+        .unwrap();
+    let path = file_of(dir.path(), &id);
+    let original = std::fs::read(&path).unwrap();
+    // Flip bytes across the payload: each load is refused as corrupt, whichever frame it hits.
+    for at in (original.len() / 2..original.len()).step_by(original.len() / 7) {
+        let mut bytes = original.clone();
+        bytes[at] ^= 0x01;
+        std::fs::write(&path, &bytes).unwrap();
+        assert!(
+            matches!(
+                manager.load_checkpoint::<AgentState>(&id).await,
+                Err(CheckpointError::Corrupt { .. })
+            ),
+            "flip at {at} was not caught"
+        );
+    }
+}
