@@ -28,6 +28,7 @@
 //! # Ok::<(), bulwark::telemetry::metrics::MetricsError>(())
 //! ```
 
+mod cell;
 mod config;
 pub mod names;
 mod registry;

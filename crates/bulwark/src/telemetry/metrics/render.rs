@@ -6,8 +6,9 @@ use std::sync::atomic::Ordering;
 
 use serde::Serialize;
 
+use super::cell::Cell;
 use super::names::{BUILTIN_HELP, OVERFLOW_TOTAL};
-use super::registry::{Cell, MetricKind, MetricsRegistry, overflow_labels};
+use super::registry::{MetricKind, MetricsRegistry, overflow_labels};
 
 /// Every metric at one instant.
 #[derive(Clone, Debug, PartialEq, Serialize)]
