@@ -37,6 +37,35 @@ pub fn postgres_url() -> String {
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into())
 }
 
+#[cfg(feature = "postgres")]
+/// Drops test schemas made more than an hour ago (their name ends in the creation time), so
+/// that runs do not pile schemas up in the shared database. Younger ones may belong to a test
+/// running now and are left alone; a sweep that races another one ignores the error.
+async fn sweep_old_schemas(client: &tokio_postgres::Client, now_nanos: u128) {
+    const HOUR_NANOS: u128 = 3_600_000_000_000;
+    let Ok(rows) = client
+        .query(
+            r"SELECT nspname FROM pg_namespace WHERE nspname LIKE 'bt\_%'",
+            &[],
+        )
+        .await
+    else {
+        return;
+    };
+    for row in rows {
+        let name: String = row.get(0);
+        let created = name
+            .rsplit('_')
+            .next()
+            .and_then(|nanos| nanos.parse::<u128>().ok());
+        if created.is_some_and(|created| now_nanos.saturating_sub(created) > HOUR_NANOS) {
+            let _ = client
+                .batch_execute(&format!("DROP SCHEMA IF EXISTS \"{name}\" CASCADE"))
+                .await;
+        }
+    }
+}
+
 /// Creates a fresh schema and returns a URL whose connections use it, so each test sees
 /// empty tables and its own migrations. `None` (or a panic in CI) when PostgreSQL is down.
 #[cfg(feature = "postgres")]
@@ -51,6 +80,7 @@ pub async fn fresh_postgres_schema(test: &str) -> Option<String> {
         .duration_since(UNIX_EPOCH)
         .map(|d| d.as_nanos())
         .unwrap_or(0);
+    sweep_old_schemas(&client, nanos).await;
     // PostgreSQL cuts identifiers at 63 bytes: keep the unique part whole, the name short.
     let short: String = test.chars().take(24).collect();
     let schema = format!("bt_{short}_{}_{nanos}", std::process::id());
