@@ -3,9 +3,9 @@
 //! The registry owns span lifetimes and the parent/child hierarchy (explicit parents, the
 //! current span, spans entered on another thread or carried into a task by `.instrument`), so
 //! the layer only reads it: a new span takes its parent's trace id and links to its parent's
-//! span id, or starts a new trace. Its record lives in the registry's per-span extensions
-//! until the span closes; then it becomes an immutable [`FinishedSpan`] shared (one `Arc`)
-//! by the store and every sink.
+//! span id, or starts a new trace. Its record (the [`FinishedSpan`] being built) lives in the
+//! registry's per-span extensions until the span closes; then it moves into the store, or,
+//! when sinks are attached, into one `Arc` shared by the store and every sink.
 
 use std::borrow::Cow;
 use std::fmt;

@@ -7,8 +7,9 @@
 //! random 64-bit span id and either its parent's 128-bit trace id (the registry tracks parents
 //! across tasks and threads) or a new one; attributes, events and status accumulate in the
 //! registry's per-span storage; when the span closes it becomes an immutable
-//! [`FinishedSpan`] that goes, as one shared `Arc`, to the [`TraceStore`] (bounded by a time to
-//! live and a span cap, evicting oldest-first in O(1)) and to the OTLP exporter's queue. The
+//! [`FinishedSpan`] that moves into the [`TraceStore`] (bounded by a time to live and a span
+//! cap, evicting oldest-first in O(1)), shared as one `Arc` with the OTLP exporter's queue when
+//! export is on. The
 //! exporter sends those same ids, so a trace id seen in a `traceparent` header, in the local
 //! store and in Jaeger or Phoenix is one id.
 //!
