@@ -94,6 +94,14 @@ fn progress_bar(len: usize, what: &str) -> ProgressBar {
     bar
 }
 
+/// A progress callback (`done` of `total`) that moves `bar`.
+fn advance(bar: &ProgressBar) -> impl Fn(usize, usize) + '_ {
+    |done, total| {
+        bar.set_length(total as u64);
+        bar.set_position(done as u64);
+    }
+}
+
 fn human_bytes(n: u64) -> String {
     match n {
         n if n >= 1 << 20 => format!("{:.1} MiB", n as f64 / f64::from(1u32 << 20)),
@@ -179,12 +187,7 @@ pub async fn run(args: CheckpointsArgs) -> anyhow::Result<()> {
         }
         CheckpointsCommand::Verify { id: None } => {
             let bar = progress_bar(0, "verifying");
-            let report = manager
-                .verify_all_with_progress(|done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                })
-                .await?;
+            let report = manager.verify_all_with_progress(advance(&bar)).await?;
             bar.finish_and_clear();
             if args.json {
                 serde_json::to_writer_pretty(&mut out, &report)?;
@@ -224,10 +227,7 @@ pub async fn run(args: CheckpointsArgs) -> anyhow::Result<()> {
             policy.dry_run = dry_run;
             let bar = progress_bar(0, if dry_run { "planning" } else { "removing" });
             let report = manager
-                .cleanup_at(&policy, SystemTime::now(), |done, total| {
-                    bar.set_length(total as u64);
-                    bar.set_position(done as u64);
-                })
+                .cleanup_at(&policy, SystemTime::now(), advance(&bar))
                 .await?;
             bar.finish_and_clear();
             if args.json {
