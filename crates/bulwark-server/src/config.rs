@@ -64,8 +64,8 @@ pub enum ConfigError {
     /// The address is reachable from other machines but no token protects the mutating
     /// endpoints.
     #[error(
-        "refusing to listen on non-loopback address {0} without a token: set `server.token` \
-         (or BULWARK_TOKEN / --token), or pass --insecure to accept unauthenticated writes"
+        "refusing to listen on non-loopback address {0} without a token: set `server.token_file` \
+         (or BULWARK_TOKEN_FILE / --token-file, or a token), or pass --insecure to accept unauthenticated writes"
     )]
     InsecureBind(SocketAddr),
 }
@@ -92,6 +92,10 @@ pub struct Config {
     pub breakers: bulwark::breaker::CircuitBreakerConfig,
 }
 
+/// Shortest bearer token accepted, in bytes (issue 12 defect 10: a guessable token is no
+/// protection).
+pub const MIN_TOKEN_BYTES: usize = 16;
+
 /// `[server]`.
 #[derive(Clone, Debug, Deserialize, PartialEq)]
 #[serde(default, deny_unknown_fields)]
@@ -101,8 +105,14 @@ pub struct ServerConfig {
     pub listen: SocketAddr,
     /// Folder for embedded state (checkpoints by default).
     pub data_dir: PathBuf,
-    /// Bearer token POST and DELETE require, when set.
+    /// Bearer token POST and DELETE require, when set (at least 16 bytes, not blank).
     pub token: Option<String>,
+    /// A file holding the token (one trailing newline is ignored); an alternative to
+    /// `token` that keeps it out of the config file and the process list.
+    pub token_file: Option<PathBuf>,
+    /// Host names (any port) the `Host` header may carry besides `localhost`, `127.0.0.1`,
+    /// `[::1]` and the listen address; `["*"]` allows any.
+    pub allowed_hosts: Vec<String>,
     /// Largest request body accepted, in bytes.
     pub body_limit: usize,
     /// Allow a non-loopback address without a token.
@@ -118,6 +128,8 @@ impl Default for ServerConfig {
             listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
             data_dir: PathBuf::from(DEFAULT_DATA_DIR),
             token: None,
+            token_file: None,
+            allowed_hosts: Vec::new(),
             body_limit: DEFAULT_BODY_LIMIT,
             insecure: false,
             shutdown_grace: Duration::from_secs(30),
@@ -215,6 +227,8 @@ pub struct TelemetrySection {
     pub trace_ttl: Duration,
     /// Most spans the in-memory store holds.
     pub max_spans: usize,
+    /// Most bytes of spans the in-memory store holds (an estimate per span).
+    pub max_trace_bytes: usize,
     /// OTLP collector endpoint, when spans should also be exported.
     pub otlp_endpoint: Option<String>,
 }
@@ -226,6 +240,7 @@ impl Default for TelemetrySection {
             service_name: "bulwark".into(),
             trace_ttl: Duration::from_secs(3600),
             max_spans: 100_000,
+            max_trace_bytes: bulwark::telemetry::DEFAULT_MAX_BYTES,
             otlp_endpoint: None,
         }
     }
@@ -284,6 +299,8 @@ pub struct Overrides {
     pub data_dir: Option<PathBuf>,
     /// `--token` / `BULWARK_TOKEN`.
     pub token: Option<String>,
+    /// `--token-file` / `BULWARK_TOKEN_FILE`.
+    pub token_file: Option<PathBuf>,
     /// `--body-limit` / `BULWARK_BODY_LIMIT`.
     pub body_limit: Option<usize>,
     /// `--insecure` / `BULWARK_INSECURE`.
@@ -320,6 +337,7 @@ impl Config {
             listen,
             data_dir,
             token,
+            token_file,
             body_limit,
             insecure,
             checkpoint_dir,
@@ -335,14 +353,40 @@ impl Config {
             workflow_max_requests,
         );
         set(&mut self.telemetry.log_filter, log_filter);
+        // A token given one way replaces one given the other way in a lower layer.
         if token.is_some() {
             self.server.token = token;
+            self.server.token_file = None;
+        } else if token_file.is_some() {
+            self.server.token = None;
+            self.server.token_file = token_file;
         }
+        self.load_token_file()?;
         if checkpoint_dir.is_some() {
             self.checkpoints.dir = checkpoint_dir;
         }
         self.validate()?;
         Ok(self)
+    }
+
+    /// Reads `server.token_file` into `server.token` (once; the file is then forgotten).
+    fn load_token_file(&mut self) -> Result<(), ConfigError> {
+        let Some(path) = self.server.token_file.take() else {
+            return Ok(());
+        };
+        if self.server.token.is_some() {
+            return Err(ConfigError::Invalid {
+                field: "server.token_file",
+                reason: "set either server.token or server.token_file, not both".into(),
+            });
+        }
+        let text = std::fs::read_to_string(&path).map_err(|error| ConfigError::Invalid {
+            field: "server.token_file",
+            reason: format!("cannot read {}: {error}", path.display()),
+        })?;
+        let text = text.strip_suffix('\n').unwrap_or(&text);
+        self.server.token = Some(text.strip_suffix('\r').unwrap_or(text).to_owned());
+        Ok(())
     }
 
     /// Checks ranges and consistency, including the refusal to expose unauthenticated
@@ -354,8 +398,13 @@ impl Config {
                 reason: reason.to_owned(),
             })
         };
-        if self.server.token.as_deref().is_some_and(str::is_empty) {
-            return invalid("server.token", "must not be empty (leave it unset instead)");
+        if let Some(token) = self.server.token.as_deref() {
+            if token.trim().is_empty() {
+                return invalid("server.token", "must not be blank (leave it unset instead)");
+            }
+            if token.len() < MIN_TOKEN_BYTES {
+                return invalid("server.token", "must be at least 16 bytes long");
+            }
         }
         if self.server.body_limit == 0 {
             return invalid("server.body_limit", "must be at least 1 byte");
@@ -441,13 +490,13 @@ mod tests {
             .unwrap()
             .with_overrides(Overrides {
                 listen: Some("127.0.0.1:9001".parse().unwrap()),
-                token: Some("t".into()),
+                token: Some("t".repeat(16)),
                 ..Overrides::default()
             })
             .unwrap();
         assert_eq!(config.server.listen.port(), 9001);
         assert_eq!(config.server.body_limit, 10);
-        assert_eq!(config.server.token.as_deref(), Some("t"));
+        assert_eq!(config.server.token, Some("t".repeat(16)));
     }
 
     #[test]
@@ -506,7 +555,7 @@ mod tests {
         let error = parse("[server]\nlisten = \"0.0.0.0:8000\"\n").unwrap_err();
         assert!(matches!(error, ConfigError::InsecureBind(_)));
         assert!(error.to_string().contains("--insecure"));
-        assert!(parse("[server]\nlisten = \"0.0.0.0:8000\"\ntoken = \"s\"\n").is_ok());
+        assert!(parse("[server]\nlisten = \"0.0.0.0:8000\"\ntoken = \"0123456789abcdef\"\n").is_ok());
         assert!(parse("[server]\nlisten = \"0.0.0.0:8000\"\ninsecure = true\n").is_ok());
         assert!(parse("[server]\nlisten = \"[::1]:8000\"\n").is_ok());
     }
@@ -515,6 +564,10 @@ mod tests {
     fn out_of_range_values_are_refused() {
         for (text, field) in [
             ("[server]\ntoken = \"\"\n", "server.token"),
+            // Issue 12 defect 10: blank and short tokens.
+            ("[server]\ntoken = \" \"\n", "server.token"),
+            ("[server]\ntoken = \"\t                \"\n", "server.token"),
+            ("[server]\ntoken = \"fifteen-bytes!!\"\n", "server.token"),
             ("[server]\nbody_limit = 0\n", "server.body_limit"),
             (
                 "[ratelimit]\nworkflow_max_requests = 0\n",

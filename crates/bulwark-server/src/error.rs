@@ -38,6 +38,14 @@ pub enum ApiError {
     /// A token is configured and the request did not carry it.
     #[error("{0}")]
     Unauthorized(&'static str),
+    /// The request is refused whoever sends it: a host not served here, a cross-site write.
+    #[error("{message}")]
+    Forbidden {
+        /// The `code` field (`host_not_allowed`, `cross_origin`).
+        code: &'static str,
+        /// Why.
+        message: String,
+    },
     /// Too many requests for this key; retry after the given time.
     #[error("rate limited; retry after {} ms", .retry_after.as_millis())]
     RateLimited {
@@ -91,12 +99,26 @@ impl ApiError {
                 (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type")
             }
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
+            Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
             Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
         }
     }
+}
+
+/// Longest piece of client input an error message quotes, in bytes.
+pub(crate) const MAX_QUOTED: usize = 128;
+
+/// `text` cut to [`MAX_QUOTED`] bytes on a char boundary, for quoting client input in an
+/// error message without echoing all of it.
+pub(crate) fn clip(text: &str) -> &str {
+    let mut cut = text.len().min(MAX_QUOTED);
+    while !text.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    &text[..cut]
 }
 
 fn body(status: StatusCode, code: &str, message: String) -> Response {

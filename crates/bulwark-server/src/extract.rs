@@ -1,20 +1,26 @@
 //! axum's extractors with their rejections mapped into [`ApiError`], so a bad path, query or
 //! body gets the same JSON error shape as everything else.
+//!
+//! A JSON body must be sent as exactly `application/json` (parameters such as
+//! `; charset=utf-8` allowed; `application/jsonp` or `+json` types are not JSON here) and
+//! must be a JSON object: `[0]` or `null` is not read as a struct with defaults, so a body
+//! that means something else than the fields it names changes nothing.
 
 use axum::body::Bytes;
 use axum::extract::rejection::{BytesRejection, JsonRejection, PathRejection, QueryRejection};
 use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{StatusCode, header};
+use axum::http::{HeaderValue, StatusCode, header};
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
 
-/// A JSON body; `Content-Type: application/json` required.
+/// A JSON object body; `Content-Type: application/json` required.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-/// A JSON body that may be empty (then `None`); a non-empty body must be JSON.
+/// A JSON object body that may be empty (then `None`, with or without a content type); a
+/// non-empty body needs `Content-Type: application/json`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -25,6 +31,28 @@ pub struct ApiPath<T>(pub T);
 /// Query parameters.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiQuery<T>(pub T);
+
+/// Whether a `Content-Type` value is `application/json`, in any case, with or without
+/// parameters.
+pub fn is_json_content_type(value: &HeaderValue) -> bool {
+    value.to_str().is_ok_and(|value| {
+        value
+            .split(';')
+            .next()
+            .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"))
+    })
+}
+
+/// Refuses a body whose JSON value is not an object (checked on its first byte, before
+/// parsing, so `[0]` is never read as a struct).
+fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
+    match bytes.iter().find(|b| !b.is_ascii_whitespace()) {
+        Some(b'{') => Ok(()),
+        _ => Err(ApiError::InvalidJson(
+            "the body must be a JSON object (`{...}`)".into(),
+        )),
+    }
+}
 
 fn body_limit_error(status: StatusCode, message: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
@@ -74,7 +102,16 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let axum::Json(value) = axum::Json::<T>::from_request(request, state).await?;
+        if !request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .is_some_and(is_json_content_type)
+        {
+            return Err(ApiError::UnsupportedMediaType);
+        }
+        let bytes = Bytes::from_request(request, state).await?;
+        require_object(&bytes)?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
         Ok(Self(value))
     }
 }
@@ -87,22 +124,20 @@ where
     type Rejection = ApiError;
 
     async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
-        let content_type = request.headers().get(header::CONTENT_TYPE).cloned();
+        let json = request
+            .headers()
+            .get(header::CONTENT_TYPE)
+            .map(is_json_content_type);
         let bytes = Bytes::from_request(request, state).await?;
-        if bytes.iter().all(u8::is_ascii_whitespace) {
+        if bytes.is_empty() || (json.is_some() && bytes.iter().all(u8::is_ascii_whitespace)) {
             return Ok(Self(None));
         }
-        if let Some(content_type) = content_type {
-            let json = content_type
-                .to_str()
-                .is_ok_and(|value| value.starts_with("application/json"));
-            if !json {
-                return Err(ApiError::UnsupportedMediaType);
-            }
+        if json != Some(true) {
+            return Err(ApiError::UnsupportedMediaType);
         }
-        serde_json::from_slice(&bytes)
-            .map(|value| Self(Some(value)))
-            .map_err(|error| ApiError::InvalidJson(format!("invalid JSON body: {error}")))
+        require_object(&bytes)?;
+        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
+        Ok(Self(Some(value)))
     }
 }
 

@@ -38,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod error;
 pub mod extract;
+pub mod guard;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

@@ -29,10 +29,18 @@ async fn main() -> anyhow::Result<()> {
         Command::Serve(args) => {
             let config = args.config()?;
             let telemetry = bulwark_server::serve::init_telemetry(&config)?;
+            if args.token_on_command_line() {
+                tracing::warn!(
+                    "--token is visible to every user in the process list; \
+                     use --token-file or BULWARK_TOKEN instead"
+                );
+            }
             bulwark_server::serve::run(config, &telemetry).await
         }
         Command::Checkpoints(args) => {
+            // Logs go to stderr so that stdout (`--json`) stays parseable.
             tracing_subscriber::fmt()
+                .with_writer(std::io::stderr)
                 .with_env_filter(
                     EnvFilter::try_from_env("BULWARK_LOG")
                         .unwrap_or_else(|_| EnvFilter::new("info")),

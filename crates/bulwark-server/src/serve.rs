@@ -25,9 +25,13 @@ pub struct ServeArgs {
     /// Folder for checkpoints and other embedded state [default: ./bulwark-data].
     #[arg(long, env = "BULWARK_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// Bearer token POST and DELETE requests must carry.
+    /// Bearer token POST and DELETE requests must carry (at least 16 bytes). On the command
+    /// line it shows in the process list: prefer --token-file or BULWARK_TOKEN.
     #[arg(long, env = "BULWARK_TOKEN", hide_env_values = true)]
     pub token: Option<String>,
+    /// File holding the bearer token (a trailing newline is ignored).
+    #[arg(long, env = "BULWARK_TOKEN_FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
     /// Largest request body accepted, in bytes [default: 1048576].
     #[arg(long, env = "BULWARK_BODY_LIMIT")]
     pub body_limit: Option<usize>,
@@ -57,6 +61,7 @@ impl ServeArgs {
             listen: self.listen,
             data_dir: self.data_dir.clone(),
             token: self.token.clone(),
+            token_file: self.token_file.clone(),
             body_limit: self.body_limit,
             insecure: self.insecure,
             checkpoint_dir: self.checkpoint_dir.clone(),
@@ -64,6 +69,12 @@ impl ServeArgs {
             log_filter: self.log_filter.clone(),
         };
         base.with_overrides(overrides)
+    }
+
+    /// Whether the token came from `--token` rather than `BULWARK_TOKEN` (then it is
+    /// visible to every user of the machine in the process list, and the server warns).
+    pub fn token_on_command_line(&self) -> bool {
+        self.token.is_some() && std::env::var("BULWARK_TOKEN").ok() != self.token
     }
 }
 
@@ -79,6 +90,7 @@ pub fn init_telemetry(config: &Config) -> anyhow::Result<TelemetryGuard> {
     telemetry.store = TraceStoreConfig {
         ttl: config.telemetry.trace_ttl,
         max_spans: config.telemetry.max_spans,
+        max_bytes: config.telemetry.max_trace_bytes,
     };
     telemetry.apply_env();
     if let Some(endpoint) = &config.telemetry.otlp_endpoint {

@@ -88,6 +88,8 @@ struct Inner {
     tasks: TaskTracker,
     health_probe: Mutex<Option<(Instant, Result<(), String>)>>,
     started: Instant,
+    allowed_hosts: crate::guard::AllowedHosts,
+    trace_store_reported: crate::telemetry::TraceStoreReported,
 }
 
 impl AppState {
@@ -104,6 +106,7 @@ impl AppState {
         let store = TraceStore::new(TraceStoreConfig {
             ttl: config.telemetry.trace_ttl,
             max_spans: config.telemetry.max_spans,
+            max_bytes: config.telemetry.max_trace_bytes,
         });
         let metrics = MetricsRegistry::new(MetricsConfig::default());
         Self::from_parts(config, Telemetry::new(store, metrics)).await
@@ -202,6 +205,11 @@ impl AppState {
                 tasks: TaskTracker::default(),
                 health_probe: Mutex::default(),
                 started: Instant::now(),
+                allowed_hosts: crate::guard::AllowedHosts::new(
+                    &config.server.allowed_hosts,
+                    Some(config.server.listen),
+                ),
+                trace_store_reported: Default::default(),
             }),
         })
     }
@@ -249,6 +257,14 @@ impl AppState {
 
     pub(crate) fn token(&self) -> Option<&[u8]> {
         self.inner.token.as_deref()
+    }
+
+    pub(crate) fn allowed_hosts(&self) -> &crate::guard::AllowedHosts {
+        &self.inner.allowed_hosts
+    }
+
+    pub(crate) fn trace_store_reported(&self) -> &crate::telemetry::TraceStoreReported {
+        &self.inner.trace_store_reported
     }
 
     pub(crate) fn workflow_limiter(&self) -> &dyn RateLimitBackend {

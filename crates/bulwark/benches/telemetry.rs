@@ -30,6 +30,7 @@ fn store() -> TraceStore {
     TraceStore::new(TraceStoreConfig {
         ttl: Duration::from_secs(3600),
         max_spans: 100_000,
+        ..Default::default()
     })
 }
 

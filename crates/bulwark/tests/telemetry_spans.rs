@@ -12,7 +12,14 @@ use tracing::Instrument;
 use tracing_subscriber::layer::SubscriberExt;
 
 fn store_with(clock: ManualClock, ttl: Duration, max_spans: usize) -> TraceStore<ManualClock> {
-    TraceStore::with_clock(TraceStoreConfig { ttl, max_spans }, clock)
+    TraceStore::with_clock(
+        TraceStoreConfig {
+            ttl,
+            max_spans,
+            ..Default::default()
+        },
+        clock,
+    )
 }
 
 fn subscriber(store: &TraceStore<ManualClock>) -> impl tracing::Subscriber + Send + Sync {

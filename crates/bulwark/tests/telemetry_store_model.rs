@@ -100,6 +100,7 @@ fn run(max: usize, ops: &[Op]) {
         TraceStoreConfig {
             ttl: Duration::from_secs(TTL_SECS),
             max_spans: max,
+            ..Default::default()
         },
         clock.clone(),
     );

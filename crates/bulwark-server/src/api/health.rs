@@ -102,10 +102,14 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         component(
             Status::Healthy,
             format!(
-                "in memory: {} span(s) in {} trace(s), {} evicted",
+                "in memory: {} span(s) in {} trace(s), {} of {} bytes; evicted by age {}, count {}, bytes {}",
                 traces.len(),
                 traces.trace_count(),
-                traces.evicted()
+                traces.stats().bytes,
+                traces.stats().max_bytes,
+                traces.stats().evicted.age,
+                traces.stats().evicted.count,
+                traces.stats().evicted.bytes,
             ),
         ),
     );

@@ -63,7 +63,8 @@ pub fn observability_routes() -> Router<AppState> {
 }
 
 /// The whole API, ready to serve or to merge into another router: routes, JSON errors for
-/// every failure (404, 405, 413, ...), the body limit and bearer-token checks.
+/// every failure (404, 405, 413, ...), the body limit, the host and cross-site checks of
+/// [`crate::guard`] and bearer-token checks.
 pub fn router(state: AppState) -> Router {
     let workflows = Router::new()
         .route("/{workflow_id}/execute", post(workflows::execute))
@@ -78,6 +79,10 @@ pub fn router(state: AppState) -> Router {
         .layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::require_token,
+        ))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::guard::guard,
         ))
         .layer(DefaultBodyLimit::max(state.body_limit()))
         .layer(middleware::map_response(json_errors))

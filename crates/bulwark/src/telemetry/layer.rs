@@ -28,6 +28,56 @@ use crate::clock::{Clock, MonotonicClock};
 pub const MAX_ATTRIBUTES_PER_SPAN: usize = 128;
 /// Events a span keeps at most.
 pub const MAX_EVENTS_PER_SPAN: usize = 128;
+/// Longest string a span keeps, in bytes, for its name, each attribute value, its status
+/// message and its events' names and attribute values. A longer string is cut on a char
+/// boundary at most this many bytes in, the last of them [`TRUNCATION_MARKER`], so no
+/// caller-controlled text (a request path, a header) can make a stored span large.
+pub const MAX_ATTRIBUTE_VALUE_BYTES: usize = 1024;
+/// What ends a string cut to [`MAX_ATTRIBUTE_VALUE_BYTES`].
+pub const TRUNCATION_MARKER: &str = "…";
+
+/// `value` cut to [`MAX_ATTRIBUTE_VALUE_BYTES`], with the marker, when longer.
+pub(crate) fn bounded_str(value: &str) -> Cow<'_, str> {
+    if value.len() <= MAX_ATTRIBUTE_VALUE_BYTES {
+        return Cow::Borrowed(value);
+    }
+    let cut = char_boundary_below(value, MAX_ATTRIBUTE_VALUE_BYTES - TRUNCATION_MARKER.len());
+    let mut out = String::with_capacity(cut + TRUNCATION_MARKER.len());
+    out.push_str(&value[..cut]);
+    out.push_str(TRUNCATION_MARKER);
+    Cow::Owned(out)
+}
+
+/// The largest char boundary of `value` at or below `index` (`str::floor_char_boundary`,
+/// which is newer than this crate's minimum Rust).
+fn char_boundary_below(value: &str, index: usize) -> usize {
+    let mut cut = index.min(value.len());
+    while !value.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    cut
+}
+
+/// An owned string cut to [`MAX_ATTRIBUTE_VALUE_BYTES`] in place.
+pub(crate) fn bounded_string(mut value: String) -> String {
+    if value.len() > MAX_ATTRIBUTE_VALUE_BYTES {
+        let cut = char_boundary_below(&value, MAX_ATTRIBUTE_VALUE_BYTES - TRUNCATION_MARKER.len());
+        value.truncate(cut);
+        value.push_str(TRUNCATION_MARKER);
+        value.shrink_to_fit();
+    }
+    value
+}
+
+/// A value whose strings are cut to [`MAX_ATTRIBUTE_VALUE_BYTES`].
+fn bounded_value(value: AttributeValue) -> AttributeValue {
+    match value {
+        AttributeValue::String(s) if s.len() > MAX_ATTRIBUTE_VALUE_BYTES => {
+            AttributeValue::String(Cow::Owned(bounded_str(&s).into_owned()))
+        }
+        other => other,
+    }
+}
 
 /// Receives every finished span (an exporter, a test probe). Called on the thread that closed
 /// the span, so implementations must be quick: queue the span, do not send it.
@@ -128,6 +178,7 @@ impl SpanRecord {
         // Only `otel.*` and `span.kind` mean something to the layer; one prefix test keeps
         // every other attribute off the string comparisons below.
         let special = key.starts_with("otel.") || key == "span.kind";
+        let value = bounded_value(value);
         let span = &mut self.span;
         match key.as_ref() {
             "otel.name" if special => span.name = Cow::Owned(value.to_string()),
@@ -157,11 +208,23 @@ impl SpanRecord {
     }
 
     pub(crate) fn set_status(&mut self, status: SpanStatus) {
-        self.span.status = status;
+        self.span.status = match status {
+            SpanStatus::Error { message } => SpanStatus::Error {
+                message: bounded_string(message),
+            },
+            other => other,
+        };
     }
 
-    pub(crate) fn add_event(&mut self, event: SpanEvent) {
+    pub(crate) fn add_event(&mut self, mut event: SpanEvent) {
         if self.span.events.len() < MAX_EVENTS_PER_SPAN {
+            if event.name.len() > MAX_ATTRIBUTE_VALUE_BYTES {
+                event.name = Cow::Owned(bounded_str(&event.name).into_owned());
+            }
+            for kv in &mut event.attributes {
+                let value = std::mem::replace(&mut kv.value, AttributeValue::Bool(false));
+                kv.value = bounded_value(value);
+            }
             self.span.events.push(event);
         } else {
             self.span.dropped = self.span.dropped.saturating_add(1);
@@ -184,7 +247,9 @@ impl SpanRecord {
             attributes,
         });
         if self.span.status != SpanStatus::Ok {
-            self.span.status = SpanStatus::Error { message };
+            self.span.status = SpanStatus::Error {
+                message: bounded_string(message),
+            };
         }
     }
 }
@@ -209,16 +274,20 @@ impl Visit for SpanFields<'_> {
             .set_attribute(Cow::Borrowed(field.name()), value.into());
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.0
-            .set_attribute(Cow::Borrowed(field.name()), value.to_owned().into());
+        self.0.set_attribute(
+            Cow::Borrowed(field.name()),
+            bounded_str(value).into_owned().into(),
+        );
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.0
             .set_attribute(Cow::Borrowed(field.name()), value.to_string().into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.0
-            .set_attribute(Cow::Borrowed(field.name()), format!("{value:?}").into());
+        self.0.set_attribute(
+            Cow::Borrowed(field.name()),
+            bounded_string(format!("{value:?}")).into(),
+        );
     }
 }
 
@@ -255,13 +324,13 @@ impl Visit for EventFields {
         self.push(field, value.into());
     }
     fn record_str(&mut self, field: &Field, value: &str) {
-        self.push(field, value.to_owned().into());
+        self.push(field, bounded_str(value).into_owned().into());
     }
     fn record_error(&mut self, field: &Field, value: &(dyn std::error::Error + 'static)) {
         self.push(field, value.to_string().into());
     }
     fn record_debug(&mut self, field: &Field, value: &dyn fmt::Debug) {
-        self.push(field, format!("{value:?}").into());
+        self.push(field, bounded_string(format!("{value:?}")).into());
     }
 }
 

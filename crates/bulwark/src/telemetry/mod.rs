@@ -56,13 +56,16 @@ use std::sync::atomic::{AtomicBool, Ordering};
 
 pub use config::{DEFAULT_SERVICE_NAME, OtlpConfig, OtlpProtocol, TelemetryConfig};
 pub use ids::{IdParseError, SpanId, TraceId};
-pub use layer::{MAX_ATTRIBUTES_PER_SPAN, MAX_EVENTS_PER_SPAN, SpanSink, TelemetryLayer};
+pub use layer::{
+    MAX_ATTRIBUTE_VALUE_BYTES, MAX_ATTRIBUTES_PER_SPAN, MAX_EVENTS_PER_SPAN, SpanSink,
+    TRUNCATION_MARKER, TelemetryLayer,
+};
 pub use model::{AttributeValue, FinishedSpan, KeyValue, SpanEvent, SpanKind, SpanStatus};
 pub use propagation::{TraceContext, TraceContextLayer, TraceContextService};
 pub use span::{ManualSpan, SpanExt};
 pub use store::{
-    DEFAULT_LIST_LIMIT, DEFAULT_MAX_SPANS, DEFAULT_TTL, SpanNode, TraceFilter, TraceStore,
-    TraceStoreConfig, TraceSummary, TraceTree,
+    DEFAULT_LIST_LIMIT, DEFAULT_MAX_BYTES, DEFAULT_MAX_SPANS, DEFAULT_TTL, Evictions, SpanNode,
+    TraceFilter, TraceStore, TraceStoreConfig, TraceStoreStats, TraceSummary, TraceTree,
 };
 
 use self::metrics::{MetricsError, MetricsRegistry};

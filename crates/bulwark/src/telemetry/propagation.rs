@@ -207,6 +207,13 @@ pub fn headers() -> HeaderMap {
 /// A tower layer for HTTP servers: each request runs in a server span that continues the
 /// caller's trace when it sent a valid `traceparent` (else starts one), and the response
 /// carries that span's `traceparent`.
+///
+/// The span is named `"{method} {route template}"` (`"GET /api/traces/{trace_id}"`), from
+/// axum's `MatchedPath` (feature `axum`, with the layer added by `Router::layer` so that it
+/// runs after routing); a request that matched no route, or an unknown method, gets
+/// [`OTHER`] in its place, so span names stay a small fixed set whatever paths clients
+/// send. The raw path is kept only in `url.path`, cut like every attribute to
+/// [`MAX_ATTRIBUTE_VALUE_BYTES`](super::MAX_ATTRIBUTE_VALUE_BYTES).
 #[derive(Clone, Copy, Debug, Default)]
 pub struct TraceContextLayer {
     _private: (),
@@ -264,11 +271,14 @@ where
     }
 
     fn call(&mut self, request: Request<B>) -> Self::Future {
+        let method = method_label(request.method());
+        let route = route_template(&request);
         let span = tracing::info_span!(
             "http.server.request",
-            otel.name = %format_args!("{} {}", request.method(), request.uri().path()),
+            otel.name = %format_args!("{method} {}", route.unwrap_or(OTHER)),
             otel.kind = "server",
-            http.request.method = %request.method(),
+            http.request.method = method,
+            http.route = route,
             url.path = %request.uri().path(),
             http.response.status_code = tracing::field::Empty,
         );
@@ -279,6 +289,46 @@ where
         let inner = span.in_scope(|| self.inner.call(request));
         future::ResponseFuture::new(inner.instrument(span), context)
     }
+}
+
+/// The fixed stand-in for an unknown HTTP method or an unmatched route, as in the
+/// OpenTelemetry HTTP conventions: a label or span name built from it cannot grow with what
+/// clients send.
+pub const OTHER: &str = "_OTHER";
+
+/// The method as a bounded label: one of the nine methods of RFC 9110 and RFC 5789
+/// (`GET`, `HEAD`, `POST`, `PUT`, `PATCH`, `DELETE`, `OPTIONS`, `TRACE`, `CONNECT`), else
+/// [`OTHER`].
+pub fn method_label(method: &http::Method) -> &'static str {
+    use http::Method;
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => OTHER,
+    }
+}
+
+/// The route template the request matched (axum's `MatchedPath`, present when the layer
+/// wraps a router's routes, as `Router::layer` does), never the raw path.
+#[cfg(feature = "axum")]
+fn route_template<B>(request: &Request<B>) -> Option<&str> {
+    request
+        .extensions()
+        .get::<axum::extract::MatchedPath>()
+        .map(axum::extract::MatchedPath::as_str)
+}
+
+/// Without axum there is no route template; every span is named after [`OTHER`].
+#[cfg(not(feature = "axum"))]
+fn route_template<B>(_request: &Request<B>) -> Option<&str> {
+    None
 }
 
 /// The response future of [`TraceContextService`].

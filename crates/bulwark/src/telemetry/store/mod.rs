@@ -1,4 +1,4 @@
-//! The trace store: finished spans kept in memory, bounded by age and by count.
+//! The trace store: finished spans kept in memory, bounded by age, by count and by bytes.
 //!
 //! Spans enter a ring in the order they end; each ring entry carries a sequence number's worth
 //! of links: its trace id and the sequence number of the previous span of the same trace. An
@@ -17,6 +17,12 @@
 //! every insert and read, under the store's [`Clock`]; past the cap the oldest span goes
 //! first, one per insert. A trace whose root was evicted keeps its other spans; the tree then
 //! shows them as roots.
+//!
+//! The byte budget bounds what the span cap cannot: spans of very different sizes. Each
+//! span's size (its ring slot plus [`FinishedSpan::approx_bytes`]'s heap parts) is computed
+//! once, when it is inserted, and kept beside it; the store keeps their sum, and an insert
+//! that takes the sum past `max_bytes` evicts oldest-first until it is back under. Evictions
+//! are counted by reason ([`TraceStoreStats`]).
 //!
 //! ```
 //! use bulwark::telemetry::{TelemetryLayer, TraceFilter, TraceStore, TraceStoreConfig};
@@ -52,8 +58,10 @@ use crate::clock::{Clock, MonotonicClock, duration_to_nanos};
 pub const DEFAULT_TTL: Duration = Duration::from_secs(3600);
 /// Spans kept at most unless configured otherwise.
 pub const DEFAULT_MAX_SPANS: usize = 100_000;
+/// Bytes the stored spans may take unless configured otherwise: 64 MiB.
+pub const DEFAULT_MAX_BYTES: usize = 64 << 20;
 
-/// How long and how many spans the store keeps.
+/// How long, how many and how many bytes of spans the store keeps.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TraceStoreConfig {
     /// Spans older than this (since they ended) are evicted. Default: 1 h.
@@ -62,6 +70,14 @@ pub struct TraceStoreConfig {
     /// At most this many spans are kept; the oldest go first. Default: 100 000.
     #[serde(default = "default_max_spans")]
     pub max_spans: usize,
+    /// At most this many bytes of spans are kept (each span's estimate, see
+    /// [`TraceStore::stats`]); the oldest go first. Default: 64 MiB.
+    #[serde(default = "default_max_bytes")]
+    pub max_bytes: usize,
+}
+
+fn default_max_bytes() -> usize {
+    DEFAULT_MAX_BYTES
 }
 
 fn default_ttl() -> Duration {
@@ -76,6 +92,7 @@ impl Default for TraceStoreConfig {
         Self {
             ttl: DEFAULT_TTL,
             max_spans: DEFAULT_MAX_SPANS,
+            max_bytes: DEFAULT_MAX_BYTES,
         }
     }
 }
@@ -92,12 +109,15 @@ struct Shared<C> {
     clock: C,
     ttl_nanos: u64,
     max_spans: usize,
+    max_bytes: usize,
     state: Mutex<State>,
 }
 
 /// One stored span and its link to the previous span of its trace.
 struct Entry {
     inserted: u64,
+    /// This entry's size, from [`Stored::heap_bytes`] at insert.
+    bytes: usize,
     trace: TraceId,
     /// Sequence number of the previous span of the same trace, or [`NO_LINK`].
     prev: u64,
@@ -138,7 +158,46 @@ struct State {
     unindexed: usize,
     /// Each trace's newest span; entries below `head` are stale.
     newest: HashMap<TraceId, u64, BuildHasherDefault<IdHasher>>,
-    evicted: u64,
+    /// The sum of the stored entries' `bytes`.
+    bytes: usize,
+    evicted: Evictions,
+}
+
+/// Spans evicted, by reason.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct Evictions {
+    /// Older than the time to live.
+    pub age: u64,
+    /// Past the span cap.
+    pub count: u64,
+    /// Past the byte budget.
+    pub bytes: u64,
+}
+
+impl Evictions {
+    /// Every eviction, whatever its reason.
+    pub fn total(&self) -> u64 {
+        self.age
+            .saturating_add(self.count)
+            .saturating_add(self.bytes)
+    }
+}
+
+/// The store's size and evictions, read without indexing or evicting (cheap enough for
+/// every request).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct TraceStoreStats {
+    /// Spans stored.
+    pub spans: usize,
+    /// Their estimated size: per span its ring slot plus [`FinishedSpan::approx_bytes`]'s
+    /// heap parts, the figure the byte budget bounds.
+    pub bytes: usize,
+    /// The byte budget.
+    pub max_bytes: usize,
+    /// Evictions since the store was made.
+    pub evicted: Evictions,
 }
 
 impl State {
@@ -239,6 +298,7 @@ impl<C: Clock> fmt::Debug for TraceStore<C> {
         f.debug_struct("TraceStore")
             .field("ttl", &Duration::from_nanos(self.inner.ttl_nanos))
             .field("max_spans", &self.inner.max_spans)
+            .field("max_bytes", &self.inner.max_bytes)
             .field("spans", &self.len())
             .finish()
     }
@@ -265,6 +325,7 @@ impl<C: Clock> TraceStore<C> {
                 clock,
                 ttl_nanos: duration_to_nanos(config.ttl),
                 max_spans: config.max_spans,
+                max_bytes: config.max_bytes,
                 state: Mutex::new(State::default()),
             }),
         }
@@ -292,7 +353,7 @@ impl<C: Clock> TraceStore<C> {
         read(&state)
     }
 
-    /// Drops what is too old or too many, where it lies in the ring.
+    /// Drops what is too old, too many or too large, where it lies in the ring.
     ///
     /// Past the cap exactly one span leaves per insert: its parts go back to the allocator's
     /// per-thread cache, and the next span's allocations reuse that memory while it is still
@@ -309,12 +370,25 @@ impl<C: Clock> TraceStore<C> {
             _ => 0,
         };
         let count = over.max(expired);
-        if count == 0 {
+        let mut freed = 0;
+        for entry in ring.drain(..count) {
+            freed += entry.bytes;
+        }
+        let mut bytes = state.bytes - freed;
+        let mut by_bytes = 0;
+        while bytes > self.inner.max_bytes {
+            let Some(entry) = ring.pop_front() else { break };
+            bytes -= entry.bytes;
+            by_bytes += 1;
+        }
+        if count + by_bytes == 0 {
             return;
         }
-        ring.drain(..count);
-        state.head += count as u64;
-        state.evicted += count as u64;
+        state.bytes = bytes;
+        state.evicted.age += expired as u64;
+        state.evicted.count += (count - expired) as u64;
+        state.evicted.bytes += by_bytes as u64;
+        state.head += (count + by_bytes) as u64;
         state.unindexed = state.unindexed.min(state.ring.len());
     }
 
@@ -347,8 +421,12 @@ impl<C: Clock> TraceStore<C> {
             let wanted = ring.capacity().max(16).saturating_mul(2).min(max);
             ring.reserve_exact(wanted.saturating_sub(ring.len()));
         }
+        let bytes = std::mem::size_of::<Entry>() + span.heap_bytes();
+        state.bytes += bytes;
+        let ring = &mut state.ring;
         ring.push_back(Entry {
             inserted: now,
+            bytes,
             trace: span.get().trace_id,
             prev: NO_LINK,
             span,
@@ -372,9 +450,21 @@ impl<C: Clock> TraceStore<C> {
         self.read(|state| state.live_traces().count())
     }
 
-    /// Spans evicted since the store was made (by age or by the cap).
+    /// Spans evicted since the store was made (by age, by the cap or by the byte budget).
     pub fn evicted(&self) -> u64 {
-        self.read(|state| state.evicted)
+        self.read(|state| state.evicted.total())
+    }
+
+    /// Size and evictions now, without the index work a read does (expired spans still
+    /// stored are counted until the next insert or read evicts them).
+    pub fn stats(&self) -> TraceStoreStats {
+        let state = self.raw_lock();
+        TraceStoreStats {
+            spans: state.ring.len(),
+            bytes: state.bytes,
+            max_bytes: self.inner.max_bytes,
+            evicted: state.evicted,
+        }
     }
 
     /// Drops every span.
@@ -382,6 +472,7 @@ impl<C: Clock> TraceStore<C> {
         let mut state = self.raw_lock();
         state.head += state.ring.len() as u64;
         state.ring.clear();
+        state.bytes = 0;
         state.unindexed = 0;
         state.newest.clear();
     }
