@@ -54,9 +54,10 @@ async fn an_incoming_traceparent_is_continued_and_the_run_is_a_span_tree() {
         4,
         "{seen:?}"
     );
+    // Named by route template, not raw path (issue 12 defect 1).
     assert!(
         seen.iter()
-            .any(|n| n.contains("/api/workflows/traced/execute")),
+            .any(|n| n == "POST /api/workflows/{workflow_id}/execute"),
         "{seen:?}"
     );
 }

@@ -97,6 +97,7 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
         },
     );
     let traces = state.trace_store();
+    let stored = traces.stats();
     components.insert(
         "trace_store",
         component(
@@ -105,11 +106,11 @@ pub(crate) async fn health(State(state): State<AppState>) -> Response {
                 "in memory: {} span(s) in {} trace(s), {} of {} bytes; evicted by age {}, count {}, bytes {}",
                 traces.len(),
                 traces.trace_count(),
-                traces.stats().bytes,
-                traces.stats().max_bytes,
-                traces.stats().evicted.age,
-                traces.stats().evicted.count,
-                traces.stats().evicted.bytes,
+                stored.bytes,
+                stored.max_bytes,
+                stored.evicted.age,
+                stored.evicted.count,
+                stored.evicted.bytes,
             ),
         ),
     );
