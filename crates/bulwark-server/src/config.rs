@@ -555,7 +555,9 @@ mod tests {
         let error = parse("[server]\nlisten = \"0.0.0.0:8000\"\n").unwrap_err();
         assert!(matches!(error, ConfigError::InsecureBind(_)));
         assert!(error.to_string().contains("--insecure"));
-        assert!(parse("[server]\nlisten = \"0.0.0.0:8000\"\ntoken = \"0123456789abcdef\"\n").is_ok());
+        assert!(
+            parse("[server]\nlisten = \"0.0.0.0:8000\"\ntoken = \"0123456789abcdef\"\n").is_ok()
+        );
         assert!(parse("[server]\nlisten = \"0.0.0.0:8000\"\ninsecure = true\n").is_ok());
         assert!(parse("[server]\nlisten = \"[::1]:8000\"\n").is_ok());
     }

@@ -194,7 +194,7 @@ fn requests_and_runs_are_traced_even_with_a_quiet_log_filter() {
         let mut stream = std::net::TcpStream::connect(("127.0.0.1", server.port)).unwrap();
         write!(
             stream,
-            "POST /api/workflows/quiet/execute HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\
+            "POST /api/workflows/quiet/execute HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\
              traceparent: 00-{trace}-00f067aa0ba902b7-01\r\nContent-Length: 0\r\n\r\n"
         )
         .unwrap();

@@ -148,7 +148,10 @@ async fn the_server_layer_continues_the_callers_trace_and_answers_with_tracepare
         .unwrap();
     // No router, so no route template: the fixed name, never the raw path (issue 12 defect 1).
     assert_eq!(server.name, "GET _OTHER");
-    assert_eq!(server.attribute("url.path").unwrap().to_string(), "/agents/run");
+    assert_eq!(
+        server.attribute("url.path").unwrap().to_string(),
+        "/agents/run"
+    );
     assert_eq!(server.kind, SpanKind::Server);
     assert_eq!(server.parent_span_id, Some(caller.span_id));
     assert!(server.parent_is_remote);
