@@ -30,8 +30,9 @@
 
 use std::net::SocketAddr;
 
+use axum::body::HttpBody;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, Method, header};
+use axum::http::{Method, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 
@@ -139,12 +140,15 @@ fn forbidden(code: &'static str, message: impl Into<String>) -> Response {
     .into_response()
 }
 
-/// Whether the request carries a body (a non-zero `Content-Length`, or chunked).
-fn has_body(headers: &HeaderMap) -> bool {
+/// Whether the request may carry a body: a non-zero `Content-Length`, chunked, or a body
+/// not known to be empty.
+fn has_body(request: &Request) -> bool {
+    let headers = request.headers();
     headers.contains_key(header::TRANSFER_ENCODING)
         || headers
             .get(header::CONTENT_LENGTH)
             .is_some_and(|value| value.as_bytes() != b"0")
+        || request.body().size_hint().upper() != Some(0)
 }
 
 /// The middleware: the rules of the module docs.
@@ -194,7 +198,7 @@ pub(crate) async fn guard(State(state): State<AppState>, request: Request, next:
     }
     let json = match headers.get(header::CONTENT_TYPE) {
         Some(value) => is_json_content_type(value),
-        None => !has_body(headers),
+        None => !has_body(&request),
     };
     if !json {
         return ApiError::UnsupportedMediaType.into_response();
