@@ -279,7 +279,8 @@ where
             otel.kind = "server",
             http.request.method = method,
             http.route = route,
-            url.path = %request.uri().path(),
+            // Cut before it is formatted: a path can be as long as the server's header limit.
+            url.path = super::layer::bounded_str(request.uri().path()).as_ref(),
             http.response.status_code = tracing::field::Empty,
         );
         if let Some(parent) = extract(request.headers()) {
