@@ -19,8 +19,8 @@ use crate::error::ApiError;
 #[derive(Debug, Clone, Copy, Default)]
 pub struct ApiJson<T>(pub T);
 
-/// A JSON object body that may be empty (then `None`, with or without a content type); a
-/// non-empty body needs `Content-Type: application/json`.
+/// A JSON object body that may be absent: empty (with or without a content type), blank or
+/// `null` give `None`; any other body needs `Content-Type: application/json`.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct OptionalJson<T>(pub Option<T>);
 
@@ -129,11 +129,15 @@ where
             .get(header::CONTENT_TYPE)
             .map(is_json_content_type);
         let bytes = Bytes::from_request(request, state).await?;
-        if bytes.is_empty() || (json.is_some() && bytes.iter().all(u8::is_ascii_whitespace)) {
+        if bytes.is_empty() {
             return Ok(Self(None));
         }
         if json != Some(true) {
             return Err(ApiError::UnsupportedMediaType);
+        }
+        // Blank and `null` mean no body (the document marks the body nullable).
+        if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
+            return Ok(Self(None));
         }
         require_object(&bytes)?;
         let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;

@@ -343,7 +343,7 @@ async fn non_object_json_bodies_are_refused_and_remove_nothing() {
     // Issue 12 defect 3: `[0]` was read as `keep_last: 0`.
     let (app, _) = seeded("csrf-non-object").await;
     let before = common::snapshot(app.dir.path());
-    for body in ["[0]", "[null]", "null", "0", "\"keep_last\"", "[]"] {
+    for body in ["[0]", "[null]", "0", "\"keep_last\"", "[]"] {
         for uri in [
             "/api/observability/checkpoints/cleanup",
             "/api/workflows/seed/execute",
@@ -358,6 +358,11 @@ async fn non_object_json_bodies_are_refused_and_remove_nothing() {
             assert_eq!(error_code(&reply), "invalid_json");
         }
     }
+    // `null` is no body for a run (its body is optional), but not a cleanup policy.
+    let null = app
+        .post_json("/api/observability/checkpoints/cleanup", "null")
+        .await;
+    assert_eq!(null.status, StatusCode::BAD_REQUEST, "{}", null.text);
     let unknown = app
         .post_json("/api/workflows/seed/execute", r#"{"workflw": "demo"}"#)
         .await;

@@ -20,6 +20,9 @@ use bulwark::telemetry::TraceContextLayer;
 use crate::error::{ApiError, json_errors};
 use crate::state::AppState;
 
+/// The largest `limit` a list takes (traces and checkpoints pages).
+pub(crate) const MAX_LIMIT: usize = 1000;
+
 async fn method_not_allowed() -> ApiError {
     ApiError::MethodNotAllowed
 }

@@ -1,5 +1,7 @@
 //! `GET /api/openapi.json`: the OpenAPI 3 document, generated from the handlers'
-//! `#[utoipa::path]` annotations.
+//! `#[utoipa::path]` annotations, then given the limits the server enforces (the
+//! [`Contract`] modifier), so that a request valid under the document is one the server
+//! accepts: id patterns and lengths, `limit` ranges, unsigned integers as `minimum: 0`.
 
 use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
@@ -31,7 +33,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         document,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth),
+    modifiers(&BearerAuth, &Contract),
     tags(
         (name = "observability", description = "State of the rate limiters, breakers, checkpoints and telemetry"),
         (name = "checkpoints", description = "Durable, verified checkpoints of workflow state"),
@@ -52,6 +54,126 @@ impl Modify for BearerAuth {
             "bearer",
             SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
         );
+    }
+}
+
+/// A checkpoint id: a UUIDv7 in its canonical hyphenated form.
+pub const CHECKPOINT_ID_PATTERN: &str =
+    "^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-7[0-9a-fA-F]{3}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$";
+/// A W3C trace id: 32 lowercase hex digits (all zeros is a valid request that finds nothing).
+pub const TRACE_ID_PATTERN: &str = "^[0-9a-f]{32}$";
+/// A workflow run id ([`crate::workflow::valid_run_id`]).
+pub const RUN_ID_PATTERN: &str = "^[A-Za-z0-9_-][A-Za-z0-9._-]{0,127}$";
+/// A retention age the server reads (a subset of humantime: one number and one unit).
+pub const MAX_AGE_PATTERN: &str = "^[1-9][0-9]{0,5}(s|m|h|d)$";
+
+/// Declares the limits the handlers enforce but the annotations cannot say.
+#[derive(Debug)]
+struct Contract;
+
+fn string_schema(pattern: &str, min: usize, max: usize) -> serde_json::Value {
+    serde_json::json!({
+        "type": "string", "pattern": pattern, "minLength": min, "maxLength": max,
+    })
+}
+
+/// A `u64` the server reads: 0 to `u64::MAX`.
+fn unsigned() -> serde_json::Value {
+    serde_json::json!({"type": "integer", "minimum": 0, "maximum": u64::MAX})
+}
+
+impl Contract {
+    /// The schema a parameter of this name and place really takes, if the annotation's is
+    /// looser.
+    fn parameter(name: &str, location: &str) -> Option<serde_json::Value> {
+        Some(match (name, location) {
+            ("checkpoint_id", _) | ("cursor", "query") => {
+                string_schema(CHECKPOINT_ID_PATTERN, 36, 36)
+            }
+            ("trace_id", "path") => string_schema(TRACE_ID_PATTERN, 32, 32),
+            ("workflow_id", "path") => string_schema(RUN_ID_PATTERN, 1, 128),
+            ("name", "path") => serde_json::json!({"type": "string", "minLength": 1}),
+            ("limit", "query") => serde_json::json!({
+                "type": "integer", "format": "int64", "minimum": 1,
+                "maximum": crate::api::MAX_LIMIT,
+            }),
+            ("min_duration_ms", "query") => unsigned(),
+            _ => return None,
+        })
+    }
+
+    fn patch(document: &mut serde_json::Value) {
+        let Some(paths) = document["paths"].as_object_mut() else {
+            return;
+        };
+        for (path, item) in paths.iter_mut() {
+            let Some(item) = item.as_object_mut() else {
+                continue;
+            };
+            for operation in item.values_mut() {
+                if let Some(parameters) = operation["parameters"].as_array_mut() {
+                    for parameter in parameters {
+                        let name = parameter["name"].as_str().unwrap_or_default();
+                        let location = parameter["in"].as_str().unwrap_or_default();
+                        if let Some(schema) = Self::parameter(name, location) {
+                            parameter["schema"] = schema;
+                        }
+                    }
+                }
+                if path == "/api/observability/checkpoints/cleanup" {
+                    Self::cleanup_body(operation);
+                }
+            }
+        }
+        let schemas = &mut document["components"]["schemas"];
+        if let Some(execute) = schemas.get_mut("ExecuteRequest") {
+            execute["additionalProperties"] = serde_json::Value::Bool(false);
+            if let Some(workflow) = execute.pointer_mut("/properties/workflow") {
+                *workflow = serde_json::json!({
+                    "type": ["string", "null"], "minLength": 1, "maxLength": 128,
+                    "description": "The registered workflow definition to run; default `demo`",
+                });
+            }
+        }
+    }
+
+    /// The retention policy, when the cleanup annotation names only an object.
+    fn cleanup_body(operation: &mut serde_json::Value) {
+        let Some(schema) = operation.pointer_mut("/requestBody/content/application~1json/schema")
+        else {
+            return;
+        };
+        let bare = schema.get("properties").is_none() && schema.get("$ref").is_none();
+        if !bare {
+            return;
+        }
+        // The handler needs one of keep_last, max_age, max_total_bytes; fuzzers do not
+        // honour `anyOf` of `required`, so the document asks for keep_last, a narrower but
+        // true contract.
+        *schema = serde_json::json!({
+            "type": "object",
+            "additionalProperties": false,
+            "required": ["keep_last"],
+            "properties": {
+                "keep_last": unsigned(),
+                "max_age": {"type": "string", "pattern": MAX_AGE_PATTERN},
+                "max_total_bytes": unsigned(),
+                "dry_run": {"type": "boolean"},
+            },
+        });
+    }
+}
+
+impl Modify for Contract {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let Ok(mut document) = serde_json::to_value(&*openapi) else {
+            return;
+        };
+        Self::patch(&mut document);
+        match serde_json::from_value(document) {
+            Ok(patched) => *openapi = patched,
+            Err(error) => tracing::warn!(%error, "OpenAPI contract patch not applied"),
+        }
     }
 }
 

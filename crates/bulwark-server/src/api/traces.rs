@@ -48,9 +48,10 @@ pub(crate) async fn list(
     ApiQuery(query): ApiQuery<TracesQuery>,
 ) -> Result<Json<TraceList>, ApiError> {
     let limit = query.limit.unwrap_or(100);
-    if !(1..=1000).contains(&limit) {
+    if !(1..=crate::api::MAX_LIMIT).contains(&limit) {
         return Err(ApiError::BadRequest(format!(
-            "limit must be between 1 and 1000, got {limit}"
+            "limit must be between 1 and {}, got {limit}",
+            crate::api::MAX_LIMIT
         )));
     }
     let filter = TraceFilter {
@@ -81,9 +82,16 @@ pub(crate) async fn show(
     State(state): State<AppState>,
     ApiPath(raw): ApiPath<String>,
 ) -> Result<Json<TraceTree>, ApiError> {
-    let trace_id: TraceId = raw
-        .parse()
-        .map_err(|error| ApiError::BadRequest(format!("invalid trace id {raw:?}: {error}")))?;
+    // All zeros is well-formed but never a trace (W3C): nothing to find, not a bad request.
+    if raw.len() == 32 && raw.bytes().all(|b| b == b'0') {
+        return Err(ApiError::NotFound(format!("no trace {raw} (the invalid all-zero id)")));
+    }
+    let trace_id: TraceId = raw.parse().map_err(|error| {
+        ApiError::BadRequest(format!(
+            "invalid trace id {:?}: {error}",
+            crate::error::clip(&raw)
+        ))
+    })?;
     state
         .trace_store()
         .get_trace(trace_id)
