@@ -1,7 +1,9 @@
 # Sourced by the test scripts: a real OTLP receiver (Arize Phoenix) on 127.0.0.1 for the
 # telemetry end-to-end test.
 #
-#   ensure_phoenix   installs arize-phoenix into ./.venv when missing (git-ignored), starts
+#   ensure_phoenix   installs arize-phoenix into the per-machine cache venv
+#                    ${BULWARK_CACHE:-$HOME/.cache/bulwark}/venv when missing (never into the
+#                    clone; an existing ./.venv/bin/phoenix is reused instead), starts
 #                    `phoenix serve` offline on 127.0.0.1:$PHOENIX_PORT (default 6006) with a
 #                    fresh temporary working dir, waits for /healthz and exports
 #                    BULWARK_PHOENIX_URL. An already answering Phoenix is reused.
@@ -27,11 +29,17 @@ ensure_phoenix() {
     echo "phoenix: reusing the one answering at $BULWARK_PHOENIX_URL" >&2
     return 0
   fi
-  if [ ! -x "$root/.venv/bin/phoenix" ]; then
-    echo "phoenix: installing arize-phoenix into .venv (takes a minute or two)" >&2
-    if ! { [ -x "$root/.venv/bin/pip" ] || python3 -m venv "$root/.venv"; } ||
+  local venv="${BULWARK_CACHE:-$HOME/.cache/bulwark}/venv"
+  local phoenix="$venv/bin/phoenix"
+  if [ ! -x "$phoenix" ] && [ -x "$root/.venv/bin/phoenix" ]; then
+    phoenix="$root/.venv/bin/phoenix"
+  fi
+  if [ ! -x "$phoenix" ]; then
+    echo "phoenix: installing arize-phoenix into $venv (takes a minute or two)" >&2
+    mkdir -p "$(dirname "$venv")"
+    if ! { [ -x "$venv/bin/pip" ] || python3 -m venv "$venv"; } ||
       ! timeout "${BULWARK_PHOENIX_INSTALL_TIMEOUT:-600}" \
-        "$root/.venv/bin/pip" install --quiet --disable-pip-version-check arize-phoenix >&2; then
+        "$venv/bin/pip" install --quiet --disable-pip-version-check arize-phoenix >&2; then
       echo "phoenix: install failed; the Phoenix end-to-end test will not find a receiver" >&2
       return 0
     fi
@@ -40,7 +48,7 @@ ensure_phoenix() {
   PHOENIX_HOST=127.0.0.1 PHOENIX_PORT="$port" PHOENIX_WORKING_DIR="$BULWARK_PHOENIX_DIR" \
     PHOENIX_GRPC_PORT="${PHOENIX_GRPC_PORT:-4317}" \
     PHOENIX_TELEMETRY_ENABLED=false PHOENIX_ALLOW_EXTERNAL_RESOURCES=false \
-    "$root/.venv/bin/phoenix" serve >"$BULWARK_PHOENIX_DIR/phoenix.log" 2>&1 &
+    "$phoenix" serve >"$BULWARK_PHOENIX_DIR/phoenix.log" 2>&1 &
   BULWARK_PHOENIX_PID=$!
   local deadline=$((SECONDS + ${BULWARK_PHOENIX_START_TIMEOUT:-120}))
   while [ "$SECONDS" -lt "$deadline" ]; do

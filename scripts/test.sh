@@ -15,4 +15,5 @@ ensure_promtool
 ensure_phoenix
 
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
+source scripts/schemathesis.sh && run_schemathesis
 cargo test --workspace --all-features --doc

@@ -54,6 +54,53 @@ fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
     }
 }
 
+/// Parses an object body as `T`. JSON Schema counts `1.0` as an integer, so a body that fails
+/// only because a whole number is written with a fraction is read again with such numbers as
+/// integers; any other failure is the first parse's error (which names the field, and refuses
+/// duplicate keys).
+fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    require_object(bytes)?;
+    let error = match axum::Json::<T>::from_bytes(bytes) {
+        Ok(axum::Json(value)) => return Ok(value),
+        Err(error) => error,
+    };
+    let Ok(mut value) = serde_json::from_slice::<serde_json::Value>(bytes) else {
+        return Err(error.into());
+    };
+    if !whole_floats_to_integers(&mut value) {
+        return Err(error.into());
+    }
+    serde_json::from_value(value).map_err(|_| error.into())
+}
+
+/// Rewrites every float with no fraction that fits an `i64` or `u64` as that integer;
+/// returns whether any was.
+fn whole_floats_to_integers(value: &mut serde_json::Value) -> bool {
+    use serde_json::Value;
+    match value {
+        Value::Number(number) if number.is_f64() => {
+            let float = number.as_f64().unwrap_or(f64::NAN);
+            let integer = if float.fract() != 0.0 || !float.is_finite() {
+                None
+            } else if float >= 0.0 && float < u64::MAX as f64 {
+                Some(serde_json::Number::from(float as u64))
+            } else if float < 0.0 && float >= i64::MIN as f64 {
+                Some(serde_json::Number::from(float as i64))
+            } else {
+                None
+            };
+            integer.map(|n| *number = n).is_some()
+        }
+        Value::Array(items) => items
+            .iter_mut()
+            .fold(false, |any, item| whole_floats_to_integers(item) | any),
+        Value::Object(map) => map
+            .values_mut()
+            .fold(false, |any, item| whole_floats_to_integers(item) | any),
+        _ => false,
+    }
+}
+
 fn body_limit_error(status: StatusCode, message: String) -> ApiError {
     if status == StatusCode::PAYLOAD_TOO_LARGE {
         ApiError::PayloadTooLarge
@@ -110,9 +157,7 @@ where
             return Err(ApiError::UnsupportedMediaType);
         }
         let bytes = Bytes::from_request(request, state).await?;
-        require_object(&bytes)?;
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(value))
+        parse_body(&bytes).map(Self)
     }
 }
 
@@ -139,9 +184,7 @@ where
         if bytes.trim_ascii().is_empty() || bytes.trim_ascii() == b"null" {
             return Ok(Self(None));
         }
-        require_object(&bytes)?;
-        let axum::Json(value) = axum::Json::<T>::from_bytes(&bytes)?;
-        Ok(Self(Some(value)))
+        parse_body(&bytes).map(|value| Self(Some(value)))
     }
 }
 
@@ -170,5 +213,42 @@ where
         let axum::extract::Query(value) =
             axum::extract::Query::<T>::from_request_parts(parts, state).await?;
         Ok(Self(value))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, serde::Deserialize, PartialEq)]
+    #[serde(deny_unknown_fields)]
+    struct Policy {
+        keep_last: Option<u64>,
+        ratio: Option<f64>,
+    }
+
+    #[test]
+    fn whole_floats_are_integers_and_everything_else_keeps_its_error() {
+        let parsed: Policy = parse_body(br#"{"keep_last": 2.0, "ratio": 0.5}"#).unwrap();
+        assert_eq!(
+            parsed,
+            Policy {
+                keep_last: Some(2),
+                ratio: Some(0.5)
+            }
+        );
+        for bad in [
+            &br#"{"keep_last": 2.5}"#[..],
+            br#"{"keep_last": -1.0}"#,
+            br#"{"keep_last": 1, "keep_last": 2}"#,
+            br#"{"keep_last": 1.0, "other": 1}"#,
+            b"[1.0]",
+        ] {
+            assert!(
+                parse_body::<Policy>(bad).is_err(),
+                "{}",
+                String::from_utf8_lossy(bad)
+            );
+        }
     }
 }

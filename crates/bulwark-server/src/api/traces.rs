@@ -84,7 +84,9 @@ pub(crate) async fn show(
 ) -> Result<Json<TraceTree>, ApiError> {
     // All zeros is well-formed but never a trace (W3C): nothing to find, not a bad request.
     if raw.len() == 32 && raw.bytes().all(|b| b == b'0') {
-        return Err(ApiError::NotFound(format!("no trace {raw} (the invalid all-zero id)")));
+        return Err(ApiError::NotFound(format!(
+            "no trace {raw} (the invalid all-zero id)"
+        )));
     }
     let trace_id: TraceId = raw.parse().map_err(|error| {
         ApiError::BadRequest(format!(
