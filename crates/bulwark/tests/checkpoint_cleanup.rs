@@ -23,7 +23,7 @@ async fn saved(manager: &StateCheckpointManager, workflow: &str, n: usize) -> Ve
 
 async fn remaining(manager: &StateCheckpointManager, workflow: &str) -> Vec<CheckpointId> {
     manager
-        .list(&ListFilter::workflow("a", workflow))
+        .list(&ListFilter::workflow("a", workflow).oldest_first())
         .await
         .unwrap()
         .items
@@ -127,7 +127,11 @@ async fn max_total_bytes_removes_the_oldest_across_workflows_first() {
     let manager = StateCheckpointManager::open(dir.path()).await.unwrap();
     let one = saved(&manager, "one", 3).await;
     let two = saved(&manager, "two", 3).await;
-    let all = manager.list(&ListFilter::all()).await.unwrap().items;
+    let all = manager
+        .list(&ListFilter::all().oldest_first())
+        .await
+        .unwrap()
+        .items;
     let total: u64 = all.iter().map(|m| m.stored_size).sum();
     let largest = all.iter().map(|m| m.stored_size).max().unwrap();
     // Room for about four of the six.
@@ -147,7 +151,7 @@ async fn max_total_bytes_removes_the_oldest_across_workflows_first() {
     assert_eq!(removed[0], one[0], "the oldest goes first");
     assert!(!removed.contains(&one[2]) && !removed.contains(&two[2]));
     let left: u64 = manager
-        .list(&ListFilter::all())
+        .list(&ListFilter::all().oldest_first())
         .await
         .unwrap()
         .items

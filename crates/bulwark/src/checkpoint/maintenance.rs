@@ -49,7 +49,7 @@ impl StateCheckpointManager {
     /// Every checkpoint's metadata, oldest first.
     pub async fn list_all(&self) -> Result<Vec<CheckpointMetadata>, CheckpointError> {
         let mut all = Vec::new();
-        let mut filter = ListFilter::all().limit(1024);
+        let mut filter = ListFilter::all().oldest_first().limit(1024);
         loop {
             let page = self.list(&filter).await?;
             all.extend(page.items);
