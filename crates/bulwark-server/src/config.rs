@@ -202,6 +202,11 @@ pub struct CheckpointSection {
     pub dir: Option<PathBuf>,
     /// The database URL, for `backend = "postgres"`.
     pub url: Option<String>,
+    /// Compare the SHA-256 at every load, even when the zstd frames' checksums (or the
+    /// encryption's tag) already proved the state intact; default `false`.
+    pub verify_on_load: bool,
+    /// `[checkpoints.retention]`: what is kept.
+    pub retention: RetentionSection,
 }
 
 impl CheckpointSection {
@@ -211,6 +216,92 @@ impl CheckpointSection {
             .clone()
             .unwrap_or_else(|| data_dir.join("checkpoints"))
     }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        let invalid = |field, reason: &str| {
+            Err(ConfigError::Invalid {
+                field,
+                reason: reason.into(),
+            })
+        };
+        if self.backend == CheckpointBackend::Postgres && self.url.is_none() {
+            return invalid("checkpoints.url", "is required when backend = \"postgres\"");
+        }
+        let retention = &self.retention;
+        if retention.keep_last == Some(0) {
+            return invalid("checkpoints.retention.keep_last", "must be at least 1");
+        }
+        if retention.max_checkpoints == Some(0) {
+            return invalid(
+                "checkpoints.retention.max_checkpoints",
+                "must be at least 1",
+            );
+        }
+        if retention.enabled && retention.policy().is_none() {
+            return invalid(
+                "checkpoints.retention",
+                "sets no rule (keep_last, max_age, max_checkpoints, max_total_bytes); \
+                 set one or `enabled = false`",
+            );
+        }
+        Ok(())
+    }
+}
+
+/// `[checkpoints.retention]`: the policy `POST /api/observability/checkpoints/cleanup`
+/// applies when its body sets no rule, and that the server applies by itself every
+/// `cleanup_every` saves. A workflow's newest valid checkpoint is always kept. The defaults
+/// keep the last 50 checkpoints of each (agent, workflow), none older than 30 days, and at
+/// most 50 000 in all, which bounds the fs store's in-memory index (about 1.7 KB per
+/// checkpoint) to about 85 MB.
+#[derive(Clone, Debug, Deserialize, PartialEq)]
+#[serde(default, deny_unknown_fields)]
+#[non_exhaustive]
+pub struct RetentionSection {
+    /// `false`: nothing is removed unless a cleanup request sets its own rules.
+    pub enabled: bool,
+    /// Keep the newest N of each (agent, workflow).
+    pub keep_last: Option<usize>,
+    /// Remove checkpoints older than this (`"30d"`, `"12h"`, or seconds).
+    #[serde(deserialize_with = "optional_duration")]
+    pub max_age: Option<Duration>,
+    /// Keep at most this many in the whole store, removing the oldest first.
+    pub max_checkpoints: Option<usize>,
+    /// Keep the stored bytes under this, removing the oldest first (unset by default).
+    pub max_total_bytes: Option<u64>,
+    /// Saves between automatic cleanups; `0` applies the policy only on request.
+    pub cleanup_every: u32,
+}
+
+impl Default for RetentionSection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            keep_last: Some(50),
+            max_age: Some(Duration::from_secs(30 * 24 * 3600)),
+            max_checkpoints: Some(50_000),
+            max_total_bytes: None,
+            cleanup_every: 1000,
+        }
+    }
+}
+
+impl RetentionSection {
+    /// The configured policy; `None` when retention is disabled or sets no rule.
+    pub fn policy(&self) -> Option<bulwark::checkpoint::RetentionPolicy> {
+        let mut policy = bulwark::checkpoint::RetentionPolicy::default();
+        policy.keep_last = self.keep_last;
+        policy.max_age = self.max_age;
+        policy.max_checkpoints = self.max_checkpoints;
+        policy.max_total_bytes = self.max_total_bytes;
+        (self.enabled && policy.has_rules()).then_some(policy)
+    }
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(
+    deserializer: D,
+) -> Result<Option<Duration>, D::Error> {
+    duration(deserializer).map(Some)
 }
 
 /// `[telemetry]`.
@@ -418,10 +509,7 @@ impl Config {
         if self.ratelimit.backend == RateLimitBackend::Redis && self.ratelimit.url.is_none() {
             return invalid("ratelimit.url", "is required when backend = \"redis\"");
         }
-        if self.checkpoints.backend == CheckpointBackend::Postgres && self.checkpoints.url.is_none()
-        {
-            return invalid("checkpoints.url", "is required when backend = \"postgres\"");
-        }
+        self.checkpoints.validate()?;
         if !(0.0..=1.0).contains(&self.demo.failure_rate) {
             return invalid("demo.failure_rate", "must be between 0 and 1");
         }

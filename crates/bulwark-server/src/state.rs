@@ -14,7 +14,7 @@ use crate::config::Config;
 use bulwark::breaker::{BreakerRegistry, CircuitBreakerConfig};
 use bulwark::checkpoint::store::{PostgresStore, PostgresStoreOptions};
 use bulwark::checkpoint::{
-    CheckpointError, CheckpointStore, FsStore, ListFilter, StateCheckpointManager,
+    CheckpointError, CheckpointStore, FsStore, ListFilter, RetentionPolicy, StateCheckpointManager,
 };
 
 use bulwark::telemetry::metrics::{MetricsConfig, MetricsRegistry};
@@ -80,6 +80,8 @@ struct Inner {
     workflows: WorkflowRegistry,
     run_settings: RunSettings,
     checkpoints: StateCheckpointManager,
+    /// `[checkpoints.retention]`: what a cleanup without rules applies.
+    retention: Option<RetentionPolicy>,
     checkpoint_backend: &'static str,
     breakers: Arc<BreakerRegistry>,
     guard: Arc<BreakerGuard>,
@@ -139,9 +141,17 @@ impl AppState {
                 ),
             };
         // Saves, loads, sizes and corruptions become metrics without a line in the runner.
-        let checkpoints = StateCheckpointManager::builder(store)
+        let retention = config.checkpoints.retention.policy();
+        let mut checkpoints = StateCheckpointManager::builder(store)
             .observer(CheckpointMetricsObserver::new(telemetry.metrics()))
-            .build()?;
+            .verify_on_load(config.checkpoints.verify_on_load);
+        if let Some(policy) = &retention
+            && config.checkpoints.retention.cleanup_every > 0
+        {
+            checkpoints =
+                checkpoints.retention(policy.clone(), config.checkpoints.retention.cleanup_every);
+        }
+        let checkpoints = checkpoints.build()?;
         let checkpoint_backend = match config.checkpoints.backend {
             crate::config::CheckpointBackend::Postgres => "postgres",
             _ => "fs",
@@ -197,6 +207,7 @@ impl AppState {
                     max_attempts: config.workflows.max_attempts,
                 },
                 checkpoints,
+                retention,
                 checkpoint_backend,
                 breakers,
                 guard,
@@ -278,6 +289,11 @@ impl AppState {
 
     pub(crate) fn run_settings(&self) -> RunSettings {
         self.inner.run_settings
+    }
+
+    /// The configured retention policy (`[checkpoints.retention]`), if any.
+    pub fn retention_policy(&self) -> Option<&RetentionPolicy> {
+        self.inner.retention.as_ref()
     }
 
     /// The checkpoint manager workflow runs save into and the API reads.

@@ -101,7 +101,7 @@ async fn two_processes_save_concurrently_and_every_acknowledged_checkpoint_loads
     }
     for agent in ["alpha", "beta"] {
         let page = manager
-            .list(&ListFilter::workflow(agent, "shared-wf"))
+            .list(&ListFilter::workflow(agent, "shared-wf").oldest_first())
             .await
             .unwrap();
         let sequences: Vec<u64> = page.items.iter().map(|m| m.sequence).collect();
@@ -306,7 +306,7 @@ async fn of_many_racing_fenced_saves_exactly_one_wins() {
     }
     assert_eq!(won, 1);
     let page = setup
-        .list(&ListFilter::workflow("racer", "wf"))
+        .list(&ListFilter::workflow("racer", "wf").oldest_first())
         .await
         .unwrap();
     assert_eq!(page.items.len(), 2, "the history did not fork");

@@ -139,7 +139,7 @@ async fn list_filters_by_workflow_and_time_and_pages_with_a_cursor() {
         manager.save_checkpoint(&step, "b", "wf2").await.unwrap();
     }
     let mut seen = Vec::new();
-    let mut filter = ListFilter::workflow("a", "wf1").limit(3);
+    let mut filter = ListFilter::workflow("a", "wf1").oldest_first().limit(3);
     loop {
         let page = manager.list(&filter).await.unwrap();
         assert!(page.items.len() <= 3);
@@ -159,7 +159,7 @@ async fn list_filters_by_workflow_and_time_and_pages_with_a_cursor() {
         [wf1[6], wf1[5]]
     );
     let all_b = manager
-        .list(&ListFilter::all().workflow_id("wf2"))
+        .list(&ListFilter::all().workflow_id("wf2").oldest_first())
         .await
         .unwrap();
     assert_eq!(all_b.items.len(), 7);
@@ -308,7 +308,7 @@ async fn a_lost_or_damaged_index_is_rebuilt_from_the_files() {
     std::fs::remove_file(&index).unwrap();
     let manager = StateCheckpointManager::open(dir.path()).await.unwrap();
     let listed: Vec<_> = manager
-        .list(&ListFilter::workflow("a", "w"))
+        .list(&ListFilter::workflow("a", "w").oldest_first())
         .await
         .unwrap()
         .items
@@ -375,7 +375,7 @@ async fn many_tasks_saving_at_once_lose_nothing_and_keep_each_chain_ordered() {
     assert_eq!(all.len(), 80);
     for wf in 0..4 {
         let items = manager
-            .list(&ListFilter::workflow("a", format!("wf{wf}")))
+            .list(&ListFilter::workflow("a", format!("wf{wf}")).oldest_first())
             .await
             .unwrap()
             .items;

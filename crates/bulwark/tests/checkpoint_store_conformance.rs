@@ -108,7 +108,9 @@ async fn listing_filters_and_pages(store: Arc<dyn CheckpointStore>) {
         .await
         .unwrap();
     let mut seen = Vec::new();
-    let mut filter = ListFilter::workflow("lister", "wf-a").limit(3);
+    let mut filter = ListFilter::workflow("lister", "wf-a")
+        .oldest_first()
+        .limit(3);
     loop {
         let page = manager.list(&filter).await.unwrap();
         seen.extend(page.items.iter().map(|m| m.id));
@@ -131,7 +133,7 @@ async fn listing_filters_and_pages(store: Arc<dyn CheckpointStore>) {
         vec![ids[6], ids[5]]
     );
     let all = manager
-        .list(&ListFilter::all().agent("lister"))
+        .list(&ListFilter::all().agent("lister").oldest_first())
         .await
         .unwrap();
     assert_eq!(all.items.len(), 8);

@@ -67,9 +67,29 @@ fn component(status: Status, detail: impl Into<String>) -> Component {
 pub(crate) async fn health(State(state): State<AppState>) -> Response {
     let mut components = BTreeMap::new();
     let dir = state.checkpoint_dir().display().to_string();
+    // Damaged checkpoint files (headers that do not decode) leave the store working but
+    // lose data: degraded, with their names (issue 12 defect 4).
+    let unreadable = state
+        .checkpoint_manager()
+        .store()
+        .unreadable()
+        .await
+        .unwrap_or_default();
     components.insert(
         "checkpoint_store",
         match state.probe_checkpoint_store().await {
+            Ok(()) if !unreadable.is_empty() => {
+                let names: Vec<_> = unreadable.iter().take(5).map(|u| u.name.as_str()).collect();
+                component(
+                    Status::Degraded,
+                    format!(
+                        "{} checkpoint file(s) do not decode (see `bulwark checkpoints verify`): {}{}",
+                        unreadable.len(),
+                        names.join(", "),
+                        if unreadable.len() > names.len() { ", ..." } else { "" }
+                    ),
+                )
+            }
             Ok(()) if state.checkpoint_backend() == "postgres" => {
                 component(Status::Healthy, "PostgreSQL store answers")
             }

@@ -32,13 +32,23 @@ async fn not_found() -> ApiError {
 }
 
 /// Maps a checkpoint error to its HTTP answer: bad ids and inputs are 400, missing ones
-/// 404, corruption and store failures 500 (logged, not shown).
+/// 404, a lost fenced save 409, a store that cannot read or write (a read-only or missing
+/// folder, a database that is down) 503 `unavailable` with the reason; anything else
+/// (corruption met outside a verification, a failed task) 500, logged and not shown.
 pub(crate) fn checkpoint_error(error: CheckpointError) -> ApiError {
+    use bulwark::checkpoint::StoreError;
     match error {
         CheckpointError::InvalidId(_) | CheckpointError::InvalidInput { .. } => {
             ApiError::BadRequest(error.to_string())
         }
         CheckpointError::NotFound { id } => ApiError::NotFound(format!("no checkpoint {id}")),
+        CheckpointError::Store(StoreError::Conflict { .. } | StoreError::AlreadyExists { .. }) => {
+            ApiError::Conflict(error.to_string())
+        }
+        CheckpointError::Store(StoreError::Io { .. } | StoreError::Backend(_)) => {
+            tracing::warn!(%error, "checkpoint store unavailable");
+            ApiError::Unavailable(format!("checkpoint store unavailable: {error}"))
+        }
         other => ApiError::internal(other),
     }
 }

@@ -21,6 +21,10 @@ pub struct RetentionPolicy {
     pub max_age: Option<Duration>,
     /// Remove the oldest checkpoints until the stored bytes are at most this.
     pub max_total_bytes: Option<u64>,
+    /// Remove the oldest checkpoints until at most this many remain in the whole store: with
+    /// one workflow id per run, `keep_last` alone does not bound the count (nor the store's
+    /// in-memory index, about 1.7 KB per checkpoint).
+    pub max_checkpoints: Option<usize>,
     /// Report what would be removed without removing it.
     pub dry_run: bool,
 }
@@ -46,6 +50,20 @@ impl RetentionPolicy {
         self
     }
 
+    /// Also keep at most `count` checkpoints in the store, removing the oldest first.
+    pub fn max_checkpoints(mut self, count: usize) -> Self {
+        self.max_checkpoints = Some(count);
+        self
+    }
+
+    /// Whether any rule is set (a policy with none removes nothing).
+    pub fn has_rules(&self) -> bool {
+        self.keep_last.is_some()
+            || self.max_age.is_some()
+            || self.max_total_bytes.is_some()
+            || self.max_checkpoints.is_some()
+    }
+
     /// Only report.
     pub fn dry_run(mut self) -> Self {
         self.dry_run = true;
@@ -64,6 +82,8 @@ pub enum CleanupReason {
     MaxAge,
     /// Among the oldest while the total exceeded `max_total_bytes`.
     MaxTotalBytes,
+    /// Among the oldest while the store held more than `max_checkpoints`.
+    MaxCheckpoints,
 }
 
 /// One checkpoint a cleanup removed (or would remove, in a dry run).
@@ -137,13 +157,18 @@ pub(crate) fn plan(
             }
         }
     }
-    if let Some(max) = policy.max_total_bytes {
+    if policy.max_total_bytes.is_some() || policy.max_checkpoints.is_some() {
         let mut total: u64 = survivors.iter().map(|m| m.stored_size).sum();
+        let mut count = survivors.len();
         survivors.sort_by_key(|m| m.id);
         for meta in survivors {
-            if total <= max {
+            let reason = if policy.max_checkpoints.is_some_and(|max| count > max) {
+                CleanupReason::MaxCheckpoints
+            } else if policy.max_total_bytes.is_some_and(|max| total > max) {
+                CleanupReason::MaxTotalBytes
+            } else {
                 break;
-            }
+            };
             if protected.contains(&meta.id) {
                 if !spared.contains(&meta.id) {
                     spared.push(meta.id);
@@ -151,9 +176,10 @@ pub(crate) fn plan(
                 continue;
             }
             total -= meta.stored_size;
+            count -= 1;
             removed.push(CleanupItem {
                 metadata: meta.clone(),
-                reason: CleanupReason::MaxTotalBytes,
+                reason,
             });
         }
     }

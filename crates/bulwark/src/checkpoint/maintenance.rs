@@ -1,6 +1,6 @@
 //! Whole-store operations of the manager: verify everything, apply a retention policy.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::Ordering;
 use std::time::SystemTime;
 
@@ -49,7 +49,7 @@ impl StateCheckpointManager {
     /// Every checkpoint's metadata, oldest first.
     pub async fn list_all(&self) -> Result<Vec<CheckpointMetadata>, CheckpointError> {
         let mut all = Vec::new();
-        let mut filter = ListFilter::all().limit(1024);
+        let mut filter = ListFilter::all().oldest_first().limit(1024);
         loop {
             let page = self.list(&filter).await?;
             all.extend(page.items);
@@ -121,30 +121,34 @@ impl StateCheckpointManager {
     ) -> Result<CleanupReport, CheckpointError> {
         let all = self.list_all().await?;
         // Only workflows that would lose something need their latest valid checkpoint found.
-        let (tentative, _) = cleanup::plan(policy, &all, &HashSet::new(), now);
+        // Protecting one workflow's checkpoint can shift a store-wide rule (max_checkpoints,
+        // max_total_bytes) onto another workflow, so plan again until no new one is touched.
         let mut protected = HashSet::new();
-        let touched: HashSet<(&str, &str)> = tentative
-            .iter()
-            .map(|item| {
-                (
-                    item.metadata.agent_id.as_str(),
-                    item.metadata.workflow_id.as_str(),
-                )
-            })
-            .collect();
-        let mut groups: HashMap<(&str, &str), Vec<&CheckpointMetadata>> = HashMap::new();
-        for meta in &all {
-            groups
-                .entry((&meta.agent_id, &meta.workflow_id))
-                .or_default()
-                .push(meta);
-        }
-        for (key, _) in groups.iter().filter(|(key, _)| touched.contains(*key)) {
-            if let Some(meta) = self.latest_valid(key.0, key.1).await?.metadata {
-                protected.insert(meta.id);
+        let mut checked: HashSet<(String, String)> = HashSet::new();
+        let (removed, spared) = loop {
+            let (removed, spared) = cleanup::plan(policy, &all, &protected, now);
+            let touched: Vec<(String, String)> = removed
+                .iter()
+                .map(|item| {
+                    (
+                        item.metadata.agent_id.clone(),
+                        item.metadata.workflow_id.clone(),
+                    )
+                })
+                .filter(|key| !checked.contains(key))
+                .collect::<HashSet<_>>()
+                .into_iter()
+                .collect();
+            if touched.is_empty() {
+                break (removed, spared);
             }
-        }
-        let (removed, spared) = cleanup::plan(policy, &all, &protected, now);
+            for key in touched {
+                if let Some(meta) = self.latest_valid(&key.0, &key.1).await?.metadata {
+                    protected.insert(meta.id);
+                }
+                checked.insert(key);
+            }
+        };
         let mut report = CleanupReport {
             dry_run: policy.dry_run,
             examined: all.len(),

@@ -97,6 +97,13 @@ impl ManagerBuilder {
         self
     }
 
+    /// Hash every loaded state with SHA-256, even when decoding already proved it intact
+    /// (see [`ManagerConfig::verify_on_load`]).
+    pub fn verify_on_load(mut self, always: bool) -> Self {
+        self.config.verify_on_load = always;
+        self
+    }
+
     /// Applies `policy` by itself, in the background, every `every` saves.
     pub fn retention(mut self, policy: super::RetentionPolicy, every: u32) -> Self {
         self.config.retention = Some(policy);

@@ -71,7 +71,7 @@ pub use manager::{LatestCheckpoint, ManagerBuilder, SkippedCheckpoint, StateChec
 pub use metadata::{CheckpointMetadata, EncryptionInfo};
 pub use observer::{CheckpointEvent, CheckpointObserver, DeleteReason};
 pub use store::{
-    CheckpointPage, CheckpointStore, FsStore, FsStoreOptions, ListFilter, LocalStore,
+    CheckpointPage, CheckpointStore, FsStore, FsStoreOptions, ListFilter, ListOrder, LocalStore,
     UnreadableCheckpoint,
 };
 

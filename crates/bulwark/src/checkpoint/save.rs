@@ -133,14 +133,14 @@ impl SaveJob {
         };
         let place = self.place(newest.as_ref(), explicit.as_ref())?;
         let encoded = self.encode(&place)?;
-        if let Some(expected) = place.fence {
-            // As `CheckpointStore::put_fenced`'s default: check again right before the write.
-            let actual = local.list_local(&filter)?.items.first().map(|m| m.id);
-            if actual != expected {
-                return Err(StoreError::Conflict { expected, actual }.into());
+        match place.fence {
+            // Checked again right before the write, atomically where the store can (the
+            // filesystem store holds a lock file across the check and the write).
+            Some(expected) => {
+                local.put_fenced_local(&encoded.metadata, &encoded.bytes, expected.as_ref())?
             }
+            None => local.put_local(&encoded.metadata, &encoded.bytes)?,
         }
-        local.put_local(&encoded.metadata, &encoded.bytes)?;
         Ok(encoded)
     }
 }

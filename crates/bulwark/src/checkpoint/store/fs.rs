@@ -36,6 +36,9 @@ const LOG_NAME: &str = "index.log";
 const EXTENSION: &str = ".ckpt";
 /// Headers are read in one go when they fit here (metadata is usually a few hundred bytes).
 const HEADER_PROBE: u64 = 4096;
+/// Fenced saves lock one of this many lock files (`.fence-NN.lock`), chosen by a hash of
+/// the workflow: a bounded number of files, and unrelated workflows rarely wait for each other.
+const FENCE_STRIPES: usize = 64;
 
 /// Options of an [`FsStore`].
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -74,6 +77,8 @@ struct Inner {
     options: FsStoreOptions,
     temp_counter: AtomicU64,
     state: Mutex<State>,
+    /// In-process halves of the fence locks (see [`FsStore::put_fenced_blocking`]).
+    fence_locks: [Mutex<()>; FENCE_STRIPES],
     /// Saves and deletes hold it shared; a rebuild holds it exclusively, so that a checkpoint
     /// written while the folder is being listed cannot be left out of the rebuilt index.
     rebuild_lock: RwLock<()>,
@@ -129,6 +134,7 @@ impl FsStore {
                 options,
                 temp_counter: AtomicU64::new(0),
                 state: Mutex::new(State::default()),
+                fence_locks: std::array::from_fn(|_| Mutex::new(())),
                 rebuild_lock: RwLock::new(()),
             }),
         };
@@ -215,6 +221,41 @@ impl FsStore {
             },
         );
         Ok(())
+    }
+
+    /// Stores an envelope only if the newest checkpoint of its (agent, workflow) is
+    /// `expected_latest` (blocking); see [`CheckpointStore::put_fenced`].
+    ///
+    /// Atomic across threads and processes sharing the folder: the check and the write run
+    /// under an exclusive `flock` on the workflow's lock file (one of 64 `.fence-NN.lock`
+    /// files), and the check first reads the records other processes appended to the index
+    /// log, which a fenced save appends before it releases the lock. Unfenced saves do not
+    /// take the lock; a workflow that mixes both is fenced only against the fenced ones.
+    pub fn put_fenced_blocking(
+        &self,
+        metadata: &CheckpointMetadata,
+        envelope: &[u8],
+        expected_latest: Option<&CheckpointId>,
+    ) -> Result<(), StoreError> {
+        let mut key = Vec::with_capacity(metadata.agent_id.len() + metadata.workflow_id.len() + 1);
+        key.extend_from_slice(metadata.agent_id.as_bytes());
+        key.push(0);
+        key.extend_from_slice(metadata.workflow_id.as_bytes());
+        let stripe = crc32fast::hash(&key) as usize % FENCE_STRIPES;
+        let _in_process = self.inner.fence_locks[stripe]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        let lock_path = self.inner.dir.join(format!(".fence-{stripe:02}.lock"));
+        let _across_processes = self
+            .inner
+            .io
+            .lock_exclusive(&lock_path)
+            .map_err(|e| StoreError::io("lock", &lock_path, e))?;
+        self.refresh()?;
+        let filter = ListFilter::workflow(&metadata.agent_id, &metadata.workflow_id).limit(1);
+        let actual = self.state().index.list(&filter).items.first().map(|m| m.id);
+        super::check_fence(actual, expected_latest)?;
+        self.put_blocking(metadata, envelope)
     }
 
     /// The envelope bytes of `id` (blocking).
@@ -308,6 +349,17 @@ impl CheckpointStore for FsStore {
         blocking(move || store.put_blocking(&metadata, &envelope)).await
     }
 
+    async fn put_fenced(
+        &self,
+        metadata: &CheckpointMetadata,
+        envelope: Vec<u8>,
+        expected_latest: Option<&CheckpointId>,
+    ) -> Result<(), StoreError> {
+        let (store, metadata, expected) =
+            (self.clone(), metadata.clone(), expected_latest.copied());
+        blocking(move || store.put_fenced_blocking(&metadata, &envelope, expected.as_ref())).await
+    }
+
     async fn get(&self, id: &CheckpointId) -> Result<Vec<u8>, StoreError> {
         let (store, id) = (self.clone(), *id);
         blocking(move || store.get_blocking(&id)).await
@@ -352,5 +404,14 @@ impl LocalStore for FsStore {
 
     fn list_local(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError> {
         self.list_blocking(filter)
+    }
+
+    fn put_fenced_local(
+        &self,
+        metadata: &CheckpointMetadata,
+        envelope: &[u8],
+        expected_latest: Option<&CheckpointId>,
+    ) -> Result<(), StoreError> {
+        self.put_fenced_blocking(metadata, envelope, expected_latest)
     }
 }

@@ -133,7 +133,7 @@ impl MemIndex {
 
     pub(super) fn list(&self, filter: &ListFilter) -> CheckpointPage {
         let limit = filter.limit.unwrap_or(usize::MAX);
-        let range = match (filter.cursor, filter.newest_first) {
+        let range = match (filter.cursor, filter.order.is_desc()) {
             (None, _) => (Bound::Unbounded, Bound::Unbounded),
             (Some(c), false) => (Bound::Excluded(c), Bound::Unbounded),
             (Some(c), true) => (Bound::Unbounded, Bound::Excluded(c)),
@@ -148,7 +148,7 @@ impl MemIndex {
                 }
                 _ => Box::new(self.by_id.range(range).map(|(id, _)| id)),
             };
-        let ids: Box<dyn Iterator<Item = &CheckpointId>> = if filter.newest_first {
+        let ids: Box<dyn Iterator<Item = &CheckpointId>> = if filter.order.is_desc() {
             Box::new(ids.rev())
         } else {
             ids

@@ -50,6 +50,16 @@ pub trait StorageIo: Send + Sync + fmt::Debug + 'static {
     fn list_dir(&self, dir: &Path) -> io::Result<Vec<String>>;
     /// The identity of `path`.
     fn identity(&self, path: &Path) -> io::Result<FileIdentity>;
+    /// Opens (creating when missing) the lock file `path` and takes an exclusive lock on it,
+    /// waiting for other holders; the lock is released when the returned guard is dropped.
+    /// Fenced saves hold it across their check and their write, so that processes sharing the
+    /// folder cannot both extend a workflow from the same checkpoint. The default takes no
+    /// lock (`None`): a simulated disk lives in one process, where the store's own mutex is
+    /// enough.
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Option<File>> {
+        let _ = path;
+        Ok(None)
+    }
 }
 
 /// The real filesystem.
@@ -141,5 +151,19 @@ impl StorageIo for StdIo {
 
     fn identity(&self, path: &Path) -> io::Result<FileIdentity> {
         Ok(identity_of(&fs::metadata(path)?))
+    }
+
+    fn lock_exclusive(&self, path: &Path) -> io::Result<Option<File>> {
+        let file = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(path)?;
+        // `flock(LOCK_EX)`: held by this open file description, so two opens in one process
+        // exclude each other too; the kernel releases it when the process dies.
+        #[cfg(unix)]
+        rustix::fs::flock(&file, rustix::fs::FlockOperation::LockExclusive)?;
+        Ok(Some(file))
     }
 }

@@ -46,7 +46,8 @@ pub trait CheckpointStore: Send + Sync + fmt::Debug + 'static {
     /// The metadata of `id`, without reading its payload.
     async fn metadata(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError>;
 
-    /// Metadata of the checkpoints matching `filter`, ordered by id.
+    /// Metadata of the checkpoints matching `filter`, ordered by id in `filter.order`
+    /// (newest first by default).
     async fn list(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError>;
 
     /// Stores `envelope` only if the newest checkpoint of its (agent, workflow) is
@@ -63,16 +64,9 @@ pub trait CheckpointStore: Send + Sync + fmt::Debug + 'static {
         envelope: Vec<u8>,
         expected_latest: Option<&CheckpointId>,
     ) -> Result<(), StoreError> {
-        let filter = ListFilter::workflow(&metadata.agent_id, &metadata.workflow_id)
-            .newest_first()
-            .limit(1);
+        let filter = ListFilter::workflow(&metadata.agent_id, &metadata.workflow_id).limit(1);
         let actual = self.list(&filter).await?.items.first().map(|m| m.id);
-        if actual.as_ref() != expected_latest {
-            return Err(StoreError::Conflict {
-                expected: expected_latest.copied(),
-                actual,
-            });
-        }
+        check_fence(actual, expected_latest)?;
         self.put(metadata, envelope).await
     }
 
@@ -111,6 +105,54 @@ pub trait LocalStore: Send + Sync {
     fn metadata_local(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError>;
     /// [`CheckpointStore::list`], blocking.
     fn list_local(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError>;
+    /// [`CheckpointStore::put_fenced`], blocking. The default checks, then stores (atomic
+    /// only when the caller serialises saves of the workflow); [`FsStore`] holds a lock file
+    /// across the check and the store, so it is atomic across processes sharing the folder.
+    fn put_fenced_local(
+        &self,
+        metadata: &CheckpointMetadata,
+        envelope: &[u8],
+        expected_latest: Option<&CheckpointId>,
+    ) -> Result<(), StoreError> {
+        let filter = ListFilter::workflow(&metadata.agent_id, &metadata.workflow_id).limit(1);
+        let actual = self.list_local(&filter)?.items.first().map(|m| m.id);
+        check_fence(actual, expected_latest)?;
+        self.put_local(metadata, envelope)
+    }
+}
+
+/// `Conflict` unless the workflow's newest checkpoint `actual` is the `expected` one.
+pub(crate) fn check_fence(
+    actual: Option<CheckpointId>,
+    expected: Option<&CheckpointId>,
+) -> Result<(), StoreError> {
+    if actual.as_ref() == expected {
+        Ok(())
+    } else {
+        Err(StoreError::Conflict {
+            expected: expected.copied(),
+            actual,
+        })
+    }
+}
+
+/// The order of a listing, by id (which sorts by creation time).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+#[non_exhaustive]
+pub enum ListOrder {
+    /// Newest first (the default everywhere: library, HTTP API, CLI).
+    #[default]
+    Desc,
+    /// Oldest first.
+    Asc,
+}
+
+impl ListOrder {
+    /// Whether newest comes first.
+    pub fn is_desc(self) -> bool {
+        self == Self::Desc
+    }
 }
 
 /// Which checkpoints [`CheckpointStore::list`] returns.
@@ -132,17 +174,17 @@ pub struct ListFilter {
     pub limit: Option<usize>,
     /// Continue after this id (the previous page's `next_cursor`).
     pub cursor: Option<CheckpointId>,
-    /// Newest first instead of oldest first.
-    pub newest_first: bool,
+    /// Newest first ([`ListOrder::Desc`], the default) or oldest first.
+    pub order: ListOrder,
 }
 
 impl ListFilter {
-    /// Every checkpoint, oldest first.
+    /// Every checkpoint, newest first.
     pub fn all() -> Self {
         Self::default()
     }
 
-    /// One workflow's checkpoints, oldest first.
+    /// One workflow's checkpoints, newest first.
     pub fn workflow(agent_id: impl Into<String>, workflow_id: impl Into<String>) -> Self {
         Self {
             agent_id: Some(agent_id.into()),
@@ -186,9 +228,19 @@ impl ListFilter {
         self
     }
 
-    /// Newest first.
-    pub fn newest_first(mut self) -> Self {
-        self.newest_first = true;
+    /// Newest first (the default).
+    pub fn newest_first(self) -> Self {
+        self.order(ListOrder::Desc)
+    }
+
+    /// Oldest first.
+    pub fn oldest_first(self) -> Self {
+        self.order(ListOrder::Asc)
+    }
+
+    /// In `order`.
+    pub fn order(mut self, order: ListOrder) -> Self {
+        self.order = order;
         self
     }
 

@@ -370,7 +370,7 @@ impl CheckpointStore for PostgresStore {
             bind("created_at < ?", Box::new(before));
         }
         if let Some(cursor) = &filter.cursor {
-            let condition = if filter.newest_first {
+            let condition = if filter.order.is_desc() {
                 "id < ?"
             } else {
                 "id > ?"
@@ -387,7 +387,11 @@ impl CheckpointStore for PostgresStore {
             } else {
                 format!("WHERE {}", conditions.join(" AND "))
             },
-            if filter.newest_first { "DESC" } else { "ASC" },
+            if filter.order.is_desc() {
+                "DESC"
+            } else {
+                "ASC"
+            },
         );
         let client = self.client().await?;
         let refs: Vec<&(dyn ToSql + Sync)> = params

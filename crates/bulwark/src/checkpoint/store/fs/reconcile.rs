@@ -24,8 +24,9 @@ pub struct RebuildReport {
     pub discovered: usize,
     /// Index entries dropped because their file is gone.
     pub dropped: usize,
-    /// Files that look like checkpoints but do not decode.
-    pub unreadable: usize,
+    /// Files that look like checkpoints but do not decode, each with the reason (also
+    /// logged as a warning, and kept for [`CheckpointStore::unreadable`](crate::checkpoint::CheckpointStore::unreadable)).
+    pub unreadable: Vec<UnreadableCheckpoint>,
     /// Leftover temporary files removed.
     pub temp_removed: usize,
 }
@@ -129,7 +130,15 @@ impl FsStore {
         }
         report.dropped = gone.len();
         report.indexed = index.len();
-        report.unreadable = unreadable.len();
+        report.unreadable = unreadable.values().cloned().collect();
+        for item in &report.unreadable {
+            tracing::warn!(
+                dir = %self.inner.dir.display(),
+                file = %item.name,
+                reason = %item.reason,
+                "checkpoint file does not decode; left out of the index"
+            );
+        }
         needs_compaction |= report.dropped > 0
             || report.discovered > 0
             || log_records > 2 * index.len() as u64 + self.inner.options.compact_slack;
