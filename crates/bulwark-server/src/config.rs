@@ -490,6 +490,24 @@ mod tests {
         }
     }
 
+    // Issue 11 defect 9: a count window smaller than `minimum_calls` is a config error.
+    #[test]
+    fn a_breaker_window_smaller_than_its_minimum_calls_is_refused() {
+        let window = |minimum| {
+            format!(
+                "[breakers]\nsliding_window = {{ size = {{ calls = 20 }}, failure_rate = 0.5, minimum_calls = {minimum} }}\n"
+            )
+        };
+        assert!(parse(&window(20)).is_ok());
+        match parse(&window(30)) {
+            Err(ConfigError::Invalid { field, reason }) => {
+                assert_eq!(field, "breakers");
+                assert!(reason.contains("minimum_calls = 30"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
     #[test]
     fn flags_and_env_override_the_file_field_by_field() {
         let file = "[server]\nlisten = \"127.0.0.1:9000\"\nbody_limit = 10\n";
