@@ -9,46 +9,16 @@ use std::time::Duration;
 use serde_json::Value;
 
 mod common;
+mod postgres;
 
-/// A fresh schema in the suite's PostgreSQL, as a URL whose connections use it; `None`
-/// outside CI when PostgreSQL is down. The library's PostgreSQL tests sweep `bt_*` schemas
-/// once they are an hour old.
+/// A fresh schema (see `postgres::fresh_schema`), from a synchronous test.
 fn fresh_schema(test: &str) -> Option<String> {
-    let base = std::env::var("BULWARK_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let runtime = tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
-        .unwrap();
-    runtime.block_on(async {
-        let (client, connection) = match tokio_postgres::connect(&base, tokio_postgres::NoTls).await
-        {
-            Ok(pair) => pair,
-            Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
-                panic!("PostgreSQL is unreachable in CI: {error}")
-            }
-            Err(error) => {
-                eprintln!(
-                    "SKIPPED: PostgreSQL is unreachable ({error}); CI=true makes this a failure"
-                );
-                return None;
-            }
-        };
-        tokio::spawn(connection);
-        let nanos = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .unwrap()
-            .as_nanos();
-        let schema = format!("bt_{test}_{}_{nanos}", std::process::id());
-        client
-            .batch_execute(&format!("CREATE SCHEMA {schema}"))
-            .await
-            .unwrap();
-        let separator = if base.contains('?') { '&' } else { '?' };
-        Some(format!(
-            "{base}{separator}options=-c%20search_path%3D{schema}"
-        ))
-    })
+        .unwrap()
+        .block_on(postgres::fresh_schema(test))
+        .map(|(url, _client)| url)
 }
 
 fn execute(port: u16, run: &str) -> (u16, Value) {

@@ -13,6 +13,9 @@ use http::{Request, StatusCode};
 use serde_json::{Value, json};
 
 mod common;
+mod postgres;
+
+use postgres::fresh_schema;
 
 fn spans_named<'a>(node: &'a Value, name: &str, out: &mut Vec<&'a Value>) {
     if node["name"] == name {
@@ -130,41 +133,6 @@ async fn a_run_whose_start_cannot_be_saved_runs_no_step() {
         .await;
     assert!(reply.status.is_server_error(), "{}", reply.text);
     assert_eq!(runs.load(Ordering::SeqCst), 0, "a step ran: {}", reply.text);
-}
-
-/// A fresh PostgreSQL schema (dropped by the sweep of the library's tests once an hour old),
-/// as a URL whose connections use it, and a client on that schema; `None` outside CI when
-/// PostgreSQL is down.
-async fn fresh_schema(test: &str) -> Option<(String, tokio_postgres::Client)> {
-    let base = std::env::var("BULWARK_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/test".into());
-    let (client, connection) = match tokio_postgres::connect(&base, tokio_postgres::NoTls).await {
-        Ok(pair) => pair,
-        Err(error) if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("PostgreSQL is unreachable in CI: {error}")
-        }
-        Err(error) => {
-            eprintln!("SKIPPED: PostgreSQL is unreachable ({error}); CI=true makes this a failure");
-            return None;
-        }
-    };
-    tokio::spawn(connection);
-    let nanos = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_nanos();
-    let schema = format!("bt_{test}_{}_{nanos}", std::process::id());
-    client
-        .batch_execute(&format!("CREATE SCHEMA {schema}"))
-        .await
-        .unwrap();
-    client
-        .batch_execute(&format!("SET search_path TO {schema}"))
-        .await
-        .unwrap();
-    let separator = if base.contains('?') { '&' } else { '?' };
-    let url = format!("{base}{separator}options=-c%20search_path%3D{schema}");
-    Some((url, client))
 }
 
 fn two_steps(
