@@ -14,6 +14,15 @@ trap stop_phoenix EXIT
 ensure_promtool
 ensure_phoenix
 
+# The server as a user builds it (default features), kept apart from the all-features build
+# below, for the "as shipped" contract test (tests/shipped_binary.rs).
+target_dir="${CARGO_TARGET_DIR:-target}"
+cargo build -p bulwark-server
+mkdir -p "$target_dir/shipped"
+cp "$target_dir/debug/bulwark" "$target_dir/shipped/bulwark"
+BULWARK_SHIPPED_BIN="$(cd "$target_dir/shipped" && pwd)/bulwark"
+export BULWARK_SHIPPED_BIN
+
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
 source scripts/schemathesis.sh && run_schemathesis
 cargo test --workspace --all-features --doc

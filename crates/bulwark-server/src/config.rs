@@ -165,6 +165,23 @@ pub struct RateLimitSection {
     pub workflow_window: Duration,
     /// Extra runs a workflow id may start at once above the steady rate.
     pub workflow_burst: u32,
+    /// How many `bulwark serve` replicas share the Redis limit; sets the default
+    /// [`fallback_share`](Self::fallback_share) to `1 / replicas`.
+    pub replicas: u32,
+    /// The fraction (0 < share ≤ 1) of the limit each replica admits on its own while Redis
+    /// cannot decide; default `1 / replicas`, so that every replica falling back at once
+    /// still admits about the shared limit in total. A larger share keeps a lone surviving
+    /// replica closer to the full rate, at the price of up to `share × replicas` times the
+    /// limit when all fall back together.
+    pub fallback_share: Option<f64>,
+}
+
+impl RateLimitSection {
+    /// The share of the limit a replica admits alone while Redis is unavailable.
+    pub fn effective_fallback_share(&self) -> f64 {
+        self.fallback_share
+            .unwrap_or_else(|| 1.0 / f64::from(self.replicas.max(1)))
+    }
 }
 
 impl Default for RateLimitSection {
@@ -175,6 +192,8 @@ impl Default for RateLimitSection {
             workflow_max_requests: 10,
             workflow_window: Duration::from_secs(60),
             workflow_burst: 0,
+            replicas: 1,
+            fallback_share: None,
         }
     }
 }
@@ -506,6 +525,17 @@ impl Config {
         if self.ratelimit.workflow_window.is_zero() {
             return invalid("ratelimit.workflow_window", "must be longer than zero");
         }
+        if self.ratelimit.replicas == 0 {
+            return invalid("ratelimit.replicas", "must be at least 1");
+        }
+        if let Some(share) = self.ratelimit.fallback_share
+            && !(share > 0.0 && share <= 1.0)
+        {
+            return invalid(
+                "ratelimit.fallback_share",
+                "must be above 0 and at most 1 (the fraction of the limit one replica admits)",
+            );
+        }
         if self.ratelimit.backend == RateLimitBackend::Redis && self.ratelimit.url.is_none() {
             return invalid("ratelimit.url", "is required when backend = \"redis\"");
         }
@@ -569,6 +599,50 @@ mod tests {
         assert_eq!(config.server.listen.to_string(), DEFAULT_LISTEN);
         assert_eq!(config.ratelimit.workflow_max_requests, 10);
         assert_eq!(config.ratelimit.workflow_window, Duration::from_secs(60));
+    }
+
+    // Issue 11 defect 6: with N replicas the Redis fallback admits 1/N of the limit each.
+    #[test]
+    fn the_redis_fallback_share_defaults_to_one_over_the_replicas() {
+        assert_eq!(parse("").unwrap().ratelimit.effective_fallback_share(), 1.0);
+        let config = parse("[ratelimit]\nreplicas = 4\n").unwrap();
+        assert_eq!(config.ratelimit.effective_fallback_share(), 0.25);
+        let config = parse("[ratelimit]\nreplicas = 4\nfallback_share = 0.5\n").unwrap();
+        assert_eq!(config.ratelimit.effective_fallback_share(), 0.5);
+        for (text, field) in [
+            ("[ratelimit]\nreplicas = 0\n", "ratelimit.replicas"),
+            (
+                "[ratelimit]\nfallback_share = 0.0\n",
+                "ratelimit.fallback_share",
+            ),
+            (
+                "[ratelimit]\nfallback_share = 1.5\n",
+                "ratelimit.fallback_share",
+            ),
+        ] {
+            match parse(text) {
+                Err(ConfigError::Invalid { field: got, .. }) => assert_eq!(got, field),
+                other => panic!("{text}: {other:?}"),
+            }
+        }
+    }
+
+    // Issue 11 defect 9: a count window smaller than `minimum_calls` is a config error.
+    #[test]
+    fn a_breaker_window_smaller_than_its_minimum_calls_is_refused() {
+        let window = |minimum| {
+            format!(
+                "[breakers]\nsliding_window = {{ size = {{ calls = 20 }}, failure_rate = 0.5, minimum_calls = {minimum} }}\n"
+            )
+        };
+        assert!(parse(&window(20)).is_ok());
+        match parse(&window(30)) {
+            Err(ConfigError::Invalid { field, reason }) => {
+                assert_eq!(field, "breakers");
+                assert!(reason.contains("minimum_calls = 30"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -176,7 +176,9 @@ impl AppState {
                     let limiter = RedisRateLimiter::builder(limit)
                         .prefix("bulwark:workflows")
                         .name(WORKFLOW_LIMITER)
-                        .on_failure(FailurePolicy::Fallback { share: 1.0 })
+                        .on_failure(FailurePolicy::Fallback {
+                            share: config.ratelimit.effective_fallback_share(),
+                        })
                         .connect(url)
                         .await?;
                     (Arc::new(limiter.clone()), Some(limiter))

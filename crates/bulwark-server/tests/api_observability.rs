@@ -31,17 +31,33 @@ async fn a_run_leaves_checkpoints_to_list_page_inspect_and_delete() {
     let items = reply.body["items"].as_array().unwrap();
     assert_eq!(
         items.len(),
-        4,
-        "one checkpoint per step with checkpoint_every = 1"
+        5,
+        "the start, then one checkpoint per step with checkpoint_every = 1"
+    );
+    assert!(items.iter().any(|item| item["id"] == last.as_str()));
+    // Issue 11 defect 5: each checkpoint belongs to the agent whose step it records.
+    let mut agents: Vec<&str> = items
+        .iter()
+        .map(|item| item["agent_id"].as_str().unwrap())
+        .collect();
+    agents.sort_unstable();
+    assert_eq!(
+        agents,
+        ["analyst", "researcher", "researcher", "reviewer", "writer"]
     );
     assert_eq!(items[0]["id"], last.as_str(), "newest first");
-    assert_eq!(items[0]["agent_id"], "demo");
+    assert_eq!(items[0]["agent_id"], "reviewer");
     assert!(reply.body["next_cursor"].is_null());
+    let writer = app
+        .call("GET", "/api/observability/checkpoints?agent_id=writer")
+        .await;
+    assert_eq!(writer.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(writer.body["items"][0]["workflow_id"], "run-1");
 
     let page = app
         .call(
             "GET",
-            "/api/observability/checkpoints?agent_id=demo&workflow_id=run-1&limit=3",
+            "/api/observability/checkpoints?workflow_id=run-1&limit=3",
         )
         .await;
     assert_eq!(page.body["items"].as_array().unwrap().len(), 3);
@@ -52,7 +68,7 @@ async fn a_run_leaves_checkpoints_to_list_page_inspect_and_delete() {
             &format!("/api/observability/checkpoints?workflow_id=run-1&limit=3&cursor={cursor}"),
         )
         .await;
-    assert_eq!(rest.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(rest.body["items"].as_array().unwrap().len(), 2);
     let none = app
         .call("GET", "/api/observability/checkpoints?workflow_id=other")
         .await;
@@ -63,7 +79,8 @@ async fn a_run_leaves_checkpoints_to_list_page_inspect_and_delete() {
         .await;
     assert_eq!(detail.status, StatusCode::OK, "{}", detail.text);
     assert_eq!(detail.body["metadata"]["workflow_id"], "run-1");
-    assert_eq!(detail.body["metadata"]["sequence"], 4);
+    assert_eq!(detail.body["metadata"]["agent_id"], "reviewer");
+    assert_eq!(detail.body["metadata"]["sequence"], 1);
     assert_eq!(detail.body["verification"]["valid"], true);
 
     let first = items[3]["id"].as_str().unwrap();
@@ -118,7 +135,8 @@ async fn cleanup_dry_run_reports_without_removing_and_the_real_one_removes() {
         .await;
     assert_eq!(dry.status, StatusCode::OK, "{}", dry.text);
     assert_eq!(dry.body["dry_run"], true);
-    assert_eq!(dry.body["removed"].as_array().unwrap().len(), 3);
+    // Retention keeps the last one per agent of the run: the researcher's start goes.
+    assert_eq!(dry.body["removed"].as_array().unwrap().len(), 1);
     assert_eq!(
         common::snapshot(app.dir.path()),
         before,
@@ -132,14 +150,14 @@ async fn cleanup_dry_run_reports_without_removing_and_the_real_one_removes() {
         .await;
     assert_eq!(
         real.body["removed"].as_array().unwrap().len(),
-        3,
+        1,
         "{}",
         real.text
     );
     let left = app.call("GET", "/api/observability/checkpoints").await;
-    assert_eq!(left.body["items"].as_array().unwrap().len(), 1);
+    assert_eq!(left.body["items"].as_array().unwrap().len(), 4);
     // Issue 11 defect 4: no rules means the configured retention policy (keep 50 per
-    // workflow by default), which removes nothing here.
+    // agent and workflow by default), which removes nothing here.
     let empty = app
         .post_json("/api/observability/checkpoints/cleanup", "{}")
         .await;
@@ -286,8 +304,8 @@ async fn with_the_postgres_backend_runs_checkpoint_into_postgresql() {
         .await;
     assert_eq!(
         list.body["items"].as_array().unwrap().len(),
-        4,
-        "{}",
+        5,
+        "the start and four steps: {}",
         list.text
     );
     let detail = app

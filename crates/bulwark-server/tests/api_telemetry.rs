@@ -159,10 +159,11 @@ async fn requests_steps_and_breakers_are_counted_reset_and_scraped() {
     );
     assert!(!series(&snapshot, "bulwark_http_request_duration_seconds").is_empty());
     assert!(!series(&snapshot, "bulwark_ratelimit_allowed_total").is_empty());
-    // The primitives publish their own metrics: four checkpoint saves, four breakers.
+    // The primitives publish their own metrics: five checkpoint saves (the start and four
+    // steps), four breakers.
     let saves = series(&snapshot, "bulwark_checkpoint_save_seconds");
     assert_eq!(saves.len(), 1, "{snapshot}");
-    assert_eq!(saves[0]["count"], 4, "{snapshot}");
+    assert_eq!(saves[0]["count"], 5, "{snapshot}");
     assert!(!series(&snapshot, "bulwark_circuitbreaker_state").is_empty());
 
     let reply = app.call("POST", "/api/observability/metrics/reset").await;
@@ -170,6 +171,21 @@ async fn requests_steps_and_breakers_are_counted_reset_and_scraped() {
     let snapshot = app.call("GET", "/api/observability/metrics").await.body;
     let steps = series(&snapshot, "bulwark_workflow_steps_total");
     assert!(steps.iter().all(|s| s["value"] == 0), "{steps:?}");
+    // Issue 11 defect 2: state gauges describe the present and survive the reset.
+    let states = series(&snapshot, "bulwark_circuitbreaker_state");
+    let closed: Vec<_> = states
+        .iter()
+        .filter(|s| s["labels"]["state"] == "closed")
+        .collect();
+    assert_eq!(closed.len(), 4, "{states:?}");
+    assert!(closed.iter().all(|s| s["value"] == 1.0), "{states:?}");
+    assert!(
+        states
+            .iter()
+            .filter(|s| s["labels"]["state"] != "closed")
+            .all(|s| s["value"] == 0.0),
+        "{states:?}"
+    );
 
     let scrape = app.call("GET", "/metrics").await;
     assert_eq!(scrape.status, StatusCode::OK);

@@ -4,7 +4,7 @@
 use std::time::Duration;
 
 use bulwark::clock::ManualClock;
-use bulwark::ratelimit::{KeyedRateLimiter, RateLimitConfig};
+use bulwark::ratelimit::{ConfigError, KeyedRateLimiter, MAX_KEY_OVERRIDES, RateLimitConfig};
 
 fn keyed<K>(config: RateLimitConfig) -> (KeyedRateLimiter<K, ManualClock>, ManualClock)
 where
@@ -57,6 +57,33 @@ fn a_key_override_replaces_the_default_quota_for_that_key_only() {
             .set_key_config("bad".into(), RateLimitConfig::per_minute(0))
             .is_err()
     );
+}
+
+// Issue 11 defect 9: the per-key override map is bounded, with a typed error past the cap.
+#[test]
+fn overrides_past_the_cap_are_refused_and_change_nothing() {
+    let (limiter, _) = keyed::<usize>(RateLimitConfig::per_minute(10));
+    for key in 0..MAX_KEY_OVERRIDES {
+        limiter
+            .set_key_config(key, RateLimitConfig::per_minute(100))
+            .unwrap();
+    }
+    assert_eq!(
+        limiter.set_key_config(MAX_KEY_OVERRIDES, RateLimitConfig::per_minute(100)),
+        Err(ConfigError::TooManyOverrides {
+            max: MAX_KEY_OVERRIDES
+        })
+    );
+    assert_eq!(limiter.key_config(&MAX_KEY_OVERRIDES).max_requests, 10);
+    // Replacing an existing override, or adding one after a removal, still works.
+    limiter
+        .set_key_config(0, RateLimitConfig::per_minute(50))
+        .unwrap();
+    assert_eq!(limiter.key_config(&0).max_requests, 50);
+    assert!(limiter.remove_key_config(&1));
+    limiter
+        .set_key_config(MAX_KEY_OVERRIDES, RateLimitConfig::per_minute(100))
+        .unwrap();
 }
 
 #[test]

@@ -189,6 +189,25 @@ fn reset_zeroes_values_and_keeps_handles_working() {
     );
 }
 
+// Issue 11 defect 2: a reset must not blank gauges, which describe the present.
+#[test]
+fn reset_keeps_gauges_which_describe_the_present() {
+    let registry = MetricsRegistry::default();
+    registry
+        .set_gauge("queue_depth", 3.0, &[("queue", "a")])
+        .unwrap();
+    registry.increment_counter("jobs", &[]).unwrap();
+    registry.reset();
+    assert_eq!(
+        value(&registry, "queue_depth", &[("queue", "a")]),
+        Some(SeriesValue::Gauge { value: 3.0 })
+    );
+    assert_eq!(
+        value(&registry, "jobs", &[]),
+        Some(SeriesValue::Counter { value: 0 })
+    );
+}
+
 #[test]
 fn histograms_use_configured_boundaries() {
     let config = MetricsConfig::default()

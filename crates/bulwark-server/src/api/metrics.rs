@@ -33,7 +33,8 @@ pub(crate) struct Reset {
     reset: bool,
 }
 
-/// Sets every counter, gauge and histogram back to zero (series stay registered).
+/// Sets every counter and histogram back to zero (series stay registered); gauges keep
+/// their values, since they describe the present (a breaker's state gauge still reads 1).
 #[utoipa::path(
     post,
     path = "/api/observability/metrics/reset",

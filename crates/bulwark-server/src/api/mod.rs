@@ -72,6 +72,11 @@ pub fn observability_routes() -> Router<AppState> {
         .route("/circuit-breakers", get(breakers::list))
         .route("/circuit-breakers/{name}", get(breakers::show))
         .route("/circuit-breakers/{name}/reset", post(breakers::reset))
+        .route(
+            "/circuit-breakers/{name}/force-open",
+            post(breakers::force_open),
+        )
+        .route("/circuit-breakers/{name}/disable", post(breakers::disable))
         .method_not_allowed_fallback(method_not_allowed)
 }
 

@@ -29,6 +29,8 @@ use crate::error::{ErrorBody, ErrorDetail};
         breakers::list,
         breakers::show,
         breakers::reset,
+        breakers::force_open,
+        breakers::disable,
         workflows::execute,
         document,
     ),

@@ -35,7 +35,7 @@ pub(crate) struct ExecuteRequest {
         (status = 400, description = "Malformed id or body", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such workflow definition", body = ErrorBody),
-        (status = 409, description = "This run is already executing", body = ErrorBody),
+        (status = 409, description = "This run is already executing here, another writer (replica) advanced it first, or the run belongs to another workflow", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 429, description = "Workflow rate limit reached", body = ErrorBody),

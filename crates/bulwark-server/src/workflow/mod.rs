@@ -31,6 +31,7 @@
 
 mod definition;
 mod demo;
+pub mod journal;
 mod runner;
 
 pub(crate) use definition::{BreakerGuard, DependencyGuard};

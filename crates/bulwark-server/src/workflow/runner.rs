@@ -1,14 +1,15 @@
-//! Runs a workflow: resume, steps with retries, checkpoints, spans.
+//! Runs a workflow: resume, a fenced start, steps with retries, checkpoints, spans.
 
 use std::sync::Arc;
 
-use bulwark::checkpoint::AutoCheckpointer;
+use bulwark::telemetry::SpanExt;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tracing::Instrument;
 use utoipa::ToSchema;
 
 use super::definition::{StepContext, StepError, WorkflowDefinition};
+use super::journal::{Journal, Resumed};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -62,7 +63,8 @@ pub struct RunOutcome {
     pub error: Option<String>,
 }
 
-/// Runs (or resumes) `workflow_id` with `definition`.
+/// Runs (or resumes) `workflow_id` with `definition`. A failed run marks its span as an
+/// error with the reason as an `exception` event.
 pub(crate) async fn run(
     app: &AppState,
     definition: Arc<WorkflowDefinition>,
@@ -73,10 +75,24 @@ pub(crate) async fn run(
         workflow.id = %workflow_id,
         workflow.name = %definition.name(),
     );
-    run_inner(app, definition, workflow_id)
-        .instrument(span)
-        .await
+    let outcome = run_inner(app, definition, workflow_id)
+        .instrument(span.clone())
+        .await;
+    match &outcome {
+        Ok(RunOutcome {
+            error: Some(reason),
+            ..
+        }) => span.record_error(&RunFailed(reason.clone())),
+        Err(error) => span.record_error(error),
+        Ok(_) => {}
+    }
+    outcome
 }
+
+/// Why a run stopped, for its span.
+#[derive(Debug, thiserror::Error)]
+#[error("workflow run failed: {0}")]
+struct RunFailed(String);
 
 async fn run_inner(
     app: &AppState,
@@ -85,28 +101,43 @@ async fn run_inner(
 ) -> Result<RunOutcome, ApiError> {
     let steps = definition.steps();
     let settings = app.run_settings();
-    // The definition's name is the checkpoints' agent id, the run id their workflow id.
-    let mut auto = AutoCheckpointer::new(
-        app.checkpoint_manager().clone(),
-        definition.name(),
+    // Each checkpoint belongs to the agent whose step it records; the run id is its workflow id.
+    let (mut journal, resumed) = Journal::open(
+        app.checkpoint_manager(),
         &workflow_id,
-        settings.checkpoint_every,
+        steps.iter().map(|step| step.agent().to_owned()).collect(),
     )
-    .map_err(crate::api::checkpoint_error)?;
-    let resumed: Option<RunState> = auto
-        .resume_latest()
-        .await
-        .map_err(crate::api::checkpoint_error)?;
-    let resumed_from = auto.last_checkpoint().map(|id| id.to_string());
-    if let Some(from) = &resumed_from {
-        tracing::info!(checkpoint = %from, "resuming from the latest checkpoint");
-    }
-    let mut run = resumed.unwrap_or_else(|| RunState {
-        workflow: definition.name().to_owned(),
-        steps_completed: 0,
-        data: Value::Object(Default::default()),
-    });
+    .await?;
+    let resumed_from = resumed.as_ref().map(|r| r.id.to_string());
+    let mut run = match resumed {
+        Some(Resumed { id, state }) => {
+            if state.workflow != definition.name() {
+                return Err(ApiError::Conflict(format!(
+                    "workflow run {workflow_id:?} belongs to workflow {:?}, not {:?}",
+                    state.workflow,
+                    definition.name()
+                )));
+            }
+            tracing::info!(checkpoint = %id, "resuming from the latest checkpoint");
+            state
+        }
+        None => {
+            let start = RunState {
+                workflow: definition.name().to_owned(),
+                steps_completed: 0,
+                data: Value::Object(Default::default()),
+            };
+            // The start is checkpointed (fenced on an empty history) before any step runs: a
+            // store that cannot write, or another replica starting the same run, stops the
+            // run here, before any step's side effects.
+            if let Some(first) = steps.first() {
+                journal.save(first.agent(), &start).await?;
+            }
+            start
+        }
+    };
     let mut executed = 0;
+    let mut unsaved = 0;
     let mut error = None;
     while run.steps_completed < steps.len() {
         let step = &steps[run.steps_completed];
@@ -127,9 +158,15 @@ async fn run_inner(
                 .instrument(step_span.clone())
                 .await;
             match &outcome {
-                Ok(_) | Err(StepError::Unavailable { .. }) => break,
-                Err(StepError::Failed(message)) => {
-                    tracing::warn!(parent: &step_span, attempt, %message, "step failed");
+                Ok(_) => break,
+                Err(step_error) => {
+                    // Every failed attempt is an error event on the step's span (and makes
+                    // it an error span), retried or not.
+                    step_span.record_error(step_error);
+                    tracing::warn!(parent: &step_span, attempt, error = %step_error, "step failed");
+                    if matches!(step_error, StepError::Unavailable { .. }) {
+                        break;
+                    }
                 }
             }
         }
@@ -144,10 +181,14 @@ async fn run_inner(
                 run.data = data;
                 run.steps_completed += 1;
                 executed += 1;
-                auto.maybe_checkpoint(&run)
-                    .instrument(step_span)
-                    .await
-                    .map_err(crate::api::checkpoint_error)?;
+                unsaved += 1;
+                if unsaved >= settings.checkpoint_every {
+                    journal
+                        .save(step.agent(), &run)
+                        .instrument(step_span)
+                        .await?;
+                    unsaved = 0;
+                }
             }
             Err(step_error) => {
                 error = Some(format!("step {:?}: {step_error}", step.name()));
@@ -155,11 +196,12 @@ async fn run_inner(
             }
         }
     }
-    // The final checkpoint (also on failure, so that no completed step is lost).
-    if auto.operations_since_checkpoint() > 0 {
-        auto.force_checkpoint(&run)
-            .await
-            .map_err(crate::api::checkpoint_error)?;
+    // The final checkpoint (also on failure, so that no completed step is lost), owned by
+    // the agent of the last step done.
+    if unsaved > 0
+        && let Some(last_done) = run.steps_completed.checked_sub(1).map(|i| &steps[i])
+    {
+        journal.save(last_done.agent(), &run).await?;
     }
     let status = if run.steps_completed == steps.len() {
         RunStatus::Completed
@@ -171,7 +213,7 @@ async fn run_inner(
         workflow_id,
         workflow: definition.name().to_owned(),
         trace_id: app.current_trace_id(),
-        checkpoint_id: auto.last_checkpoint().map(|id| id.to_string()),
+        checkpoint_id: journal.last().map(|id| id.to_string()),
         steps_completed: run.steps_completed,
         steps_executed: executed,
         steps_total: steps.len(),

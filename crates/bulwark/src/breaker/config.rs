@@ -54,7 +54,8 @@ pub struct SlidingWindow {
     pub size: WindowSize,
     /// The failure share, in `(0, 1]`, at or above which the breaker opens.
     pub failure_rate: f64,
-    /// Calls the window must hold before the rate is trusted.
+    /// Calls the window must hold before the rate is trusted; for a count window at most its
+    /// size (validation refuses more).
     #[serde(default = "default_minimum_calls")]
     pub minimum_calls: u32,
 }
@@ -146,6 +147,13 @@ impl CircuitBreakerConfig {
             }
             match window.size {
                 WindowSize::Calls(0) => return Err(ConfigError::EmptyWindow),
+                // A window of N calls never holds more than N, so the rate would never count.
+                WindowSize::Calls(calls) if window.minimum_calls > calls => {
+                    return Err(ConfigError::MinimumCallsAboveWindow {
+                        minimum_calls: window.minimum_calls,
+                        window_calls: calls,
+                    });
+                }
                 WindowSize::Time(t) if t.is_zero() => return Err(ConfigError::EmptyWindow),
                 _ => {}
             }
@@ -232,6 +240,24 @@ mod tests {
             5,
         ));
         assert_eq!(c.validate(), Err(ConfigError::EmptyWindow));
+    }
+
+    // Issue 11 defect 9: a count window smaller than `minimum_calls` could never trip.
+    #[test]
+    fn minimum_calls_above_a_count_window_is_refused() {
+        let c =
+            CircuitBreakerConfig::default().with_sliding_window(SlidingWindow::calls(10, 0.5, 11));
+        assert_eq!(
+            c.validate(),
+            Err(ConfigError::MinimumCallsAboveWindow {
+                minimum_calls: 11,
+                window_calls: 10
+            })
+        );
+        assert!(c.validate().unwrap_err().to_string().contains("never"));
+        let c =
+            CircuitBreakerConfig::default().with_sliding_window(SlidingWindow::calls(10, 0.5, 10));
+        assert_eq!(c.validate(), Ok(()));
     }
 
     #[test]

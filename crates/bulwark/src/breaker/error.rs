@@ -110,4 +110,16 @@ pub enum ConfigError {
     /// The sliding window covers no calls or no time.
     #[error("a sliding window must cover at least one call or a time longer than zero")]
     EmptyWindow,
+    /// A count window holds fewer calls than `minimum_calls`, so its failure rate would
+    /// never be trusted and the breaker would never open.
+    #[error(
+        "minimum_calls = {minimum_calls} is larger than the window of {window_calls} calls, \
+         so the breaker could never open"
+    )]
+    MinimumCallsAboveWindow {
+        /// The calls the window must hold.
+        minimum_calls: u32,
+        /// The calls the window holds at most.
+        window_calls: u32,
+    },
 }

@@ -87,4 +87,10 @@ pub enum ConfigError {
         /// The window asked for.
         time_window: Duration,
     },
+    /// A keyed limiter already holds its maximum of per-key overrides.
+    #[error("a keyed limiter holds at most {max} per-key overrides; remove one first")]
+    TooManyOverrides {
+        /// The cap ([`MAX_KEY_OVERRIDES`](super::keyed::MAX_KEY_OVERRIDES)).
+        max: usize,
+    },
 }

@@ -19,6 +19,13 @@ use crate::clock::{Clock, MonotonicClock};
 /// Below this many keys a shard is never swept.
 const MIN_SWEEP_LEN: usize = 64;
 
+/// The most per-key overrides one keyed limiter holds. Overrides are configuration, not
+/// traffic, so they are never evicted; past this cap [`KeyedRateLimiter::set_key_config`]
+/// refuses a new key with [`ConfigError::TooManyOverrides`] (replacing an existing key's
+/// override still works), so that overrides set from untrusted input cannot grow memory
+/// without bound.
+pub const MAX_KEY_OVERRIDES: usize = 10_000;
+
 /// Shards are chosen by hash bits 48..56, which the table itself does not use.
 const MAX_SHARDS: usize = 256;
 
@@ -149,10 +156,17 @@ where
     }
 
     /// Gives `key` its own limit instead of the default (a premium user, a provider with a
-    /// different quota). The key's bucket keeps its current state.
+    /// different quota). The key's bucket keeps its current state. At most
+    /// [`MAX_KEY_OVERRIDES`] keys hold an override; a new key past that is refused with
+    /// [`ConfigError::TooManyOverrides`] and nothing changes.
     pub fn set_key_config(&self, key: K, config: RateLimitConfig) -> Result<(), ConfigError> {
         let gcra = Gcra::new(&config)?;
         let mut overrides = write(&self.inner.overrides);
+        if overrides.len() >= MAX_KEY_OVERRIDES && !overrides.contains_key(&key) {
+            return Err(ConfigError::TooManyOverrides {
+                max: MAX_KEY_OVERRIDES,
+            });
+        }
         overrides.insert(key, (gcra, config));
         self.inner.has_overrides.store(true, Ordering::Release);
         Ok(())

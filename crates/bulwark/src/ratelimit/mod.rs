@@ -41,7 +41,7 @@ mod registry;
 pub use backend::{CheckFuture, RateLimitBackend};
 pub use config::RateLimitConfig;
 pub use error::{ConfigError, ExceedsCapacity, RateLimitError, RateLimited};
-pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder};
+pub use keyed::{KeyedRateLimiter, KeyedRateLimiterBuilder, MAX_KEY_OVERRIDES};
 pub use limiter::{Admitted, DEFAULT_MAX_WAIT, RateLimiter, RateLimiterBuilder};
 pub use observer::{Decision, RateLimitObserver};
 pub use registry::{RateLimiterInfo, RateLimiterRegistry, RegistryError};

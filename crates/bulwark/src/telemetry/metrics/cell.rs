@@ -115,10 +115,13 @@ impl Cell {
         }
     }
 
+    /// Zeroes what accumulates (counters, histograms). A gauge describes the present (a
+    /// breaker's state, a queue's depth), so it keeps its value: zeroing it would report a
+    /// state nobody is in until its source next changes.
     pub(super) fn reset(&self) {
         match self {
             Self::Counter(c) => c.0.store(0, Ordering::Relaxed),
-            Self::Gauge(g) => g.0.store(0f64.to_bits(), Ordering::Relaxed),
+            Self::Gauge(_) => {}
             Self::Histogram(h) => {
                 for bucket in h.buckets.iter() {
                     bucket.store(0, Ordering::Relaxed);

@@ -393,8 +393,10 @@ impl MetricsRegistry {
         Ok(())
     }
 
-    /// Zeroes every series (counters, gauges, histogram buckets) and the overflow counts.
-    /// Series and handles stay registered, so handles held elsewhere keep recording here.
+    /// Zeroes every counter and histogram (buckets, count, sum) and the overflow counts.
+    /// Gauges keep their values: they describe the present (a breaker's state gauge still
+    /// reads 1 for the state it is in), not an accumulation since the last reset. Series and
+    /// handles stay registered, so handles held elsewhere keep recording here.
     pub fn reset(&self) {
         for family in read(&self.inner.families).values() {
             for cell in read(&family.series).values() {
