@@ -30,12 +30,16 @@
 //! ```
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod checkpoint;
 pub mod clock;
+pub mod pipeline;
 pub mod ratelimit;
+pub mod retry;
 mod serde_duration;
 mod sync;
 pub mod telemetry;
+pub mod timeout;
 
 #[cfg(feature = "macros")]
 pub use bulwark_macros::{circuit_breaker, rate_limit};
