@@ -44,7 +44,7 @@ async fn concurrency_never_exceeds_the_limit_under_random_cancellation() {
         seed ^= seed << 13;
         seed ^= seed >> 17;
         seed ^= seed << 5;
-        if seed % 3 == 0 {
+        if seed.is_multiple_of(3) {
             task.abort();
         }
     }

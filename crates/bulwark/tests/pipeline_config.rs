@@ -170,3 +170,30 @@ async fn observers_set_on_the_registry_reach_every_strategy_it_builds() {
         .await;
     assert_eq!(attempts.load(Ordering::SeqCst), 3);
 }
+
+#[tokio::test]
+async fn resilience_metrics_count_attempts_retries_and_give_ups_by_reason() {
+    use bulwark::telemetry::metrics::MetricsRegistry;
+    use bulwark::telemetry::resilience_observers::ResilienceMetrics;
+
+    let metrics = MetricsRegistry::default();
+    let registry = PipelineRegistry::with_clock(ManualClock::new());
+    registry.set_observers(ResilienceMetrics::new(&metrics).observers());
+    let config: PipelineConfig = toml::from_str(
+        "[[strategies]]\nkind = \"retry\"\nmax_attempts = 3\nbackoff = { kind = \"constant\", delay = \"0s\" }\nbudget = { ratio = 0.0, min_retries_per_second = 1, window = \"1s\" }\n",
+    )
+    .unwrap();
+    let pipeline = registry.get_or_create("llm", &config).unwrap();
+    let _ = pipeline
+        .execute(|| async { Err::<(), _>("503".to_string()) })
+        .await;
+    let text = metrics.render_prometheus();
+    for line in [
+        r#"bulwark_retry_attempts_total{name="llm"} 2"#,
+        r#"bulwark_retry_retries_total{name="llm"} 1"#,
+        r#"bulwark_retry_gave_up_total{name="llm",reason="budget_exhausted"} 1"#,
+        r#"bulwark_retry_budget_exhausted_total{name="llm"} 1"#,
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}

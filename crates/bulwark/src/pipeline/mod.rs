@@ -58,6 +58,7 @@
 //! use bulwark::retry::{Backoff, RetryConfig};
 //! use std::time::Duration;
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 //! let clock = ManualClock::new();
 //! let mut retry = RetryConfig::new(3, Backoff::constant(Duration::ZERO));

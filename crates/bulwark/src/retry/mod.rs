@@ -13,11 +13,12 @@
 //! the [`RetryObserver`]s. Dropping the future while it waits makes no further attempt.
 //!
 //! ```
-//! use bulwark::clock::ManualClock;
+//! use bulwark::clock::{Clock, ManualClock};
 //! use bulwark::retry::{Backoff, GiveUp, Retry, RetryConfig};
 //! use std::sync::atomic::{AtomicU32, Ordering};
 //! use std::time::Duration;
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 //! let clock = ManualClock::new();
 //! let config = RetryConfig::new(3, Backoff::constant(Duration::from_secs(1)));

@@ -13,6 +13,7 @@
 //! use bulwark::timeout::{Timeout, TimeoutKind};
 //! use std::time::Duration;
 //!
+//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # tokio::runtime::Builder::new_current_thread().build()?.block_on(async {
 //! let clock = ManualClock::new();
 //! let timeout = Timeout::builder(Duration::from_secs(2)).clock(clock.clone()).build()?;
