@@ -1,4 +1,5 @@
-//! Attribute macros for Bulwark, the Rust forms of the original decorators. Use them through
+//! Attribute macros for Bulwark, the Rust forms of the original decorators, and
+//! `#[resilient]` for resilience pipelines. Use them through
 //! the `bulwark` crate's re-exports (`bulwark::rate_limit`); the code they generate names
 //! `::bulwark`, so the calling crate must depend on `bulwark`.
 
@@ -6,6 +7,7 @@ use proc_macro::TokenStream;
 
 mod circuit_breaker;
 mod rate_limit;
+mod resilient;
 
 /// Rate-limits a function returning `Result<_, E>` where `E: From<bulwark::ratelimit::RateLimitError>`.
 ///
@@ -41,6 +43,28 @@ pub fn rate_limit(attr: TokenStream, item: TokenStream) -> TokenStream {
 #[proc_macro_attribute]
 pub fn circuit_breaker(attr: TokenStream, item: TokenStream) -> TokenStream {
     circuit_breaker::expand(attr.into(), item.into())
+        .unwrap_or_else(syn::Error::into_compile_error)
+        .into()
+}
+
+/// Runs a function through the resilience pipeline of that name in the process-wide registry
+/// (`bulwark::pipeline::PipelineRegistry::global()`), registered beforehand from code or from
+/// the server's config.
+///
+/// Works on sync and `async` functions returning `Result<T, E>` where
+/// `E: bulwark::retry::Classify + From<bulwark::pipeline::Rejection>`: the body is one
+/// attempt (a retry runs it again, so it must not move its arguments out: clone them); the
+/// last attempt's `Err` is returned unchanged, and a refusal (rate limited, bulkhead full,
+/// timed out, circuit open, or no pipeline of that name) becomes `Err(E::from(rejection))`.
+/// Sync functions go through `execute_blocking`.
+///
+/// ```ignore
+/// #[bulwark::resilient(pipeline = "openai")]
+/// async fn complete(prompt: &str) -> Result<String, LlmError> { /* ... */ }
+/// ```
+#[proc_macro_attribute]
+pub fn resilient(attr: TokenStream, item: TokenStream) -> TokenStream {
+    resilient::expand(attr.into(), item.into())
         .unwrap_or_else(syn::Error::into_compile_error)
         .into()
 }

@@ -13,7 +13,7 @@
 //!
 //! ## Feature flags
 //!
-//! * `macros` (default): the `#[rate_limit]` and `#[circuit_breaker]` attribute macros.
+//! * `macros` (default): the `#[rate_limit]`, `#[circuit_breaker]` and `#[resilient]` attribute macros.
 //! * `axum`: the client-IP key extractor also reads axum's `ConnectInfo<SocketAddr>`.
 //! * `redis`: `ratelimit::redis`, limits shared by every replica through Redis.
 //! * `postgres`: `checkpoint::store::PostgresStore`, checkpoints shared through PostgreSQL.
@@ -30,12 +30,16 @@
 //! ```
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod checkpoint;
 pub mod clock;
+pub mod pipeline;
 pub mod ratelimit;
+pub mod retry;
 mod serde_duration;
 mod sync;
 pub mod telemetry;
+pub mod timeout;
 
 #[cfg(feature = "macros")]
-pub use bulwark_macros::{circuit_breaker, rate_limit};
+pub use bulwark_macros::{circuit_breaker, rate_limit, resilient};

@@ -49,6 +49,7 @@ pub mod metrics;
 mod model;
 pub mod observers;
 pub mod propagation;
+pub mod resilience_observers;
 pub mod span;
 mod store;
 

@@ -1,0 +1,242 @@
+//! The composed pipeline and its execution, stage by stage from the outermost.
+
+use std::fmt;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::builder::PipelineBuilder;
+use super::error::PipelineError;
+use crate::breaker::CircuitBreaker;
+use crate::bulkhead::Bulkhead;
+use crate::clock::{Clock, MonotonicClock};
+use crate::ratelimit::RateLimiter;
+use crate::retry::{Classify, GiveUp, Retry};
+use crate::timeout::Timeout;
+
+type BoxFuture<'a, T> = Pin<Box<dyn Future<Output = T> + Send + 'a>>;
+
+/// One strategy of a pipeline.
+pub(crate) enum Stage<C: Clock> {
+    /// Takes one token; waits up to `max_wait` for it when set, else refuses at once.
+    RateLimit {
+        limiter: RateLimiter<C>,
+        max_wait: Option<Duration>,
+    },
+    Bulkhead(Bulkhead<C>),
+    Timeout(Timeout<C>),
+    Retry(Retry<C>),
+    CircuitBreaker(CircuitBreaker<C>),
+}
+
+impl<C: Clock> Stage<C> {
+    fn name(&self) -> &'static str {
+        match self {
+            Self::RateLimit { .. } => "rate_limit",
+            Self::Bulkhead(_) => "bulkhead",
+            Self::Timeout(_) => "timeout",
+            Self::Retry(_) => "retry",
+            Self::CircuitBreaker(_) => "circuit_breaker",
+        }
+    }
+}
+
+/// Strategies composed outer to inner around a call: rate limit, bulkhead, timeouts, retry,
+/// circuit breaker, in the order they were added. Clones share every strategy (the
+/// limiter's tokens, the bulkhead's slots, the breaker's state, the retry budget).
+///
+/// See the [module docs](super) for the recommended order and what each other order does.
+pub struct ResiliencePipeline<C: Clock = MonotonicClock> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C: Clock> {
+    name: Arc<str>,
+    stages: Vec<Stage<C>>,
+    clock: C,
+}
+
+impl<C: Clock> Clone for ResiliencePipeline<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl ResiliencePipeline<MonotonicClock> {
+    /// A builder on the real clock.
+    pub fn builder() -> PipelineBuilder<MonotonicClock> {
+        PipelineBuilder::new(MonotonicClock::new())
+    }
+}
+
+impl<C: Clock> ResiliencePipeline<C> {
+    /// A builder whose strategies read `clock` (a [`ManualClock`](crate::clock::ManualClock)
+    /// in tests).
+    pub fn builder_with_clock(clock: C) -> PipelineBuilder<C> {
+        PipelineBuilder::new(clock)
+    }
+
+    pub(crate) fn from_stages(name: Arc<str>, stages: Vec<Stage<C>>, clock: C) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                name,
+                stages,
+                clock,
+            }),
+        }
+    }
+
+    /// Runs `call` through every strategy. `call` makes one attempt each time it is called (a
+    /// retry calls it again), so it must not consume what it captures.
+    ///
+    /// Returns the call's value, or why it did not succeed: [`PipelineError::Failed`] with the
+    /// last attempt's error when it ran, another variant when a strategy refused it. Dropping
+    /// the future at any point cancels the attempt in flight, frees its bulkhead slot and
+    /// breaker permit, and makes no further attempt. The future is `Send`.
+    #[allow(clippy::manual_async_fn)] // spelled out to promise `Send` in the signature
+    pub fn execute<'a, T, E, F, Fut>(
+        &'a self,
+        call: F,
+    ) -> impl Future<Output = Result<T, PipelineError<E>>> + Send + 'a
+    where
+        F: Fn() -> Fut + Send + Sync + 'a,
+        Fut: Future<Output = Result<T, E>> + Send + 'a,
+        T: Send + 'a,
+        E: Classify + Send + 'a,
+    {
+        async move { run(&self.inner.stages, &call).await }
+    }
+
+    /// The pipeline's name.
+    pub fn name(&self) -> &str {
+        &self.inner.name
+    }
+
+    /// The clock its strategies read.
+    pub fn clock(&self) -> &C {
+        &self.inner.clock
+    }
+
+    /// The strategies, outer to inner, by kind (`rate_limit`, `bulkhead`, `timeout`, `retry`,
+    /// `circuit_breaker`).
+    pub fn strategies(&self) -> Vec<&'static str> {
+        self.inner.stages.iter().map(Stage::name).collect()
+    }
+
+    /// The circuit breaker of the pipeline, if it has one (the first, if several).
+    pub fn circuit_breaker(&self) -> Option<&CircuitBreaker<C>> {
+        self.inner.stages.iter().find_map(|stage| match stage {
+            Stage::CircuitBreaker(breaker) => Some(breaker),
+            _ => None,
+        })
+    }
+
+    /// The bulkhead of the pipeline, if it has one (the first, if several).
+    pub fn bulkhead(&self) -> Option<&Bulkhead<C>> {
+        self.inner.stages.iter().find_map(|stage| match stage {
+            Stage::Bulkhead(bulkhead) => Some(bulkhead),
+            _ => None,
+        })
+    }
+
+    /// The retry of the pipeline, if it has one (the first, if several).
+    pub fn retry(&self) -> Option<&Retry<C>> {
+        self.inner.stages.iter().find_map(|stage| match stage {
+            Stage::Retry(retry) => Some(retry),
+            _ => None,
+        })
+    }
+
+    /// The rate limiter of the pipeline, if it has one (the first, if several).
+    pub fn rate_limiter(&self) -> Option<&RateLimiter<C>> {
+        self.inner.stages.iter().find_map(|stage| match stage {
+            Stage::RateLimit { limiter, .. } => Some(limiter),
+            _ => None,
+        })
+    }
+}
+
+/// Runs `stages[0]` around the rest. Each level is one boxed future, since the stage list is
+/// known only at run time.
+fn run<'a, T, E, F, Fut>(
+    stages: &'a [Stage<impl Clock>],
+    call: &'a F,
+) -> BoxFuture<'a, Result<T, PipelineError<E>>>
+where
+    F: Fn() -> Fut + Send + Sync + 'a,
+    Fut: Future<Output = Result<T, E>> + Send + 'a,
+    T: Send + 'a,
+    E: Classify + Send + 'a,
+{
+    Box::pin(async move {
+        let Some((stage, rest)) = stages.split_first() else {
+            return call().await.map_err(PipelineError::Failed);
+        };
+        match stage {
+            Stage::RateLimit { limiter, max_wait } => {
+                let admitted = match max_wait {
+                    None => limiter.check(1),
+                    Some(wait) => limiter.acquire_with_max_wait(1, *wait).await,
+                };
+                admitted.map_err(PipelineError::RateLimited)?;
+                run(rest, call).await
+            }
+            Stage::Bulkhead(bulkhead) => {
+                let _slot = bulkhead
+                    .acquire()
+                    .await
+                    .map_err(PipelineError::BulkheadFull)?;
+                run(rest, call).await
+            }
+            Stage::Timeout(timeout) => match timeout.run(run(rest, call)).await {
+                Ok(result) => result,
+                Err(expired) => Err(PipelineError::TimedOut(expired)),
+            },
+            Stage::Retry(retry) => {
+                let outcome = retry
+                    .run_classified(
+                        || run(rest, call),
+                        |e: &PipelineError<E>| (e.is_retryable(), e.retry_after()),
+                    )
+                    .await;
+                match outcome {
+                    Ok(value) => Ok(value),
+                    Err(gave_up) if gave_up.reason == GiveUp::BudgetExhausted => {
+                        Err(PipelineError::RetryBudgetExhausted {
+                            attempts: gave_up.attempts,
+                            last: Box::new(gave_up.last),
+                        })
+                    }
+                    Err(gave_up) => Err(gave_up.last),
+                }
+            }
+            Stage::CircuitBreaker(breaker) => {
+                let permit = breaker
+                    .try_acquire_owned()
+                    .map_err(PipelineError::CircuitOpen)?;
+                let result = run(rest, call).await;
+                match &result {
+                    Ok(_) => permit.success(),
+                    // A caller error means the dependency answered: not a failure of it.
+                    Err(PipelineError::Failed(e)) => permit.record(e.is_retryable()),
+                    Err(PipelineError::TimedOut(_)) => permit.failure(),
+                    // Refused further in: the dependency was not called; do not count it.
+                    Err(_) => drop(permit),
+                }
+                result
+            }
+        }
+    })
+}
+
+impl<C: Clock> fmt::Debug for ResiliencePipeline<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ResiliencePipeline")
+            .field("name", &self.inner.name)
+            .field("strategies", &self.strategies())
+            .finish()
+    }
+}
