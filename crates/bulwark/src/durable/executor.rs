@@ -1,0 +1,622 @@
+//! The [`Executor`]: starts, resumes, recovers, cancels, lists and forks runs.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::de::DeserializeOwned;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use tokio::sync::watch;
+use tracing::Instrument;
+use tracing::field::Empty;
+
+use crate::checkpoint::{CheckpointId, StateCheckpointManager};
+use crate::clock::{Clock, MonotonicClock};
+
+use super::context::Resolution;
+use super::definition::{Workflow, WorkflowDef, WorkflowInfo};
+use super::drive::drive;
+use super::error::{DurableError, validate_run_id};
+use super::live::RunShared;
+use super::record::{
+    EffectState, HistoryEntry, InterruptKind, Origin, RunRecord, RunStatus, RunSummary,
+    new_trace_id, unix_millis,
+};
+use super::store::{Heads, RunStore, labels};
+
+/// Runs durable workflows over a checkpoint manager. Cheap to clone; clones share the
+/// workflows and the runs in flight.
+///
+/// Every method that drives a run (`start`, `resume`, `recover`, `fork`) returns once the
+/// run stops: completed, failed, cancelled, or waiting. A waiting run holds no task; a run
+/// whose future is dropped stays `running` in its checkpoints, like one whose process died,
+/// and [`recover`](Self::recover) continues it.
+pub struct Executor<C: Clock = MonotonicClock> {
+    inner: Arc<Inner<C>>,
+}
+
+struct Inner<C> {
+    store: RunStore,
+    clock: C,
+    workflows: BTreeMap<String, Arc<WorkflowDef>>,
+    /// Every agent of every workflow: where to look for a run id.
+    agents: Vec<String>,
+    inflight: Mutex<HashMap<String, Inflight>>,
+}
+
+struct Inflight {
+    cancel: watch::Sender<bool>,
+    done: watch::Receiver<bool>,
+}
+
+impl<C: Clock> Clone for Executor<C> {
+    fn clone(&self) -> Self {
+        Self {
+            inner: Arc::clone(&self.inner),
+        }
+    }
+}
+
+impl<C: Clock> fmt::Debug for Executor<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Executor")
+            .field(
+                "workflows",
+                &self.inner.workflows.keys().collect::<Vec<_>>(),
+            )
+            .field("clock", &self.inner.clock)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Builds an [`Executor`].
+pub struct ExecutorBuilder<C> {
+    manager: StateCheckpointManager,
+    clock: C,
+    workflows: Vec<Result<WorkflowDef, DurableError>>,
+}
+
+impl<C: Clock> fmt::Debug for ExecutorBuilder<C> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ExecutorBuilder")
+            .field("workflows", &self.workflows.len())
+            .finish_non_exhaustive()
+    }
+}
+
+impl<C: Clock> ExecutorBuilder<C> {
+    /// Waits (backoffs, timeouts) on `clock` instead.
+    pub fn clock<D: Clock>(self, clock: D) -> ExecutorBuilder<D> {
+        ExecutorBuilder {
+            manager: self.manager,
+            clock,
+            workflows: self.workflows,
+        }
+    }
+
+    /// Registers a workflow (checked by [`build`](Self::build)).
+    pub fn workflow<S>(mut self, workflow: Workflow<S>) -> Self
+    where
+        S: Serialize + DeserializeOwned + Send + 'static,
+    {
+        self.workflows.push(workflow.into_def());
+        self
+    }
+
+    /// The executor, or why a workflow is refused.
+    pub fn build(self) -> Result<Executor<C>, DurableError> {
+        let mut workflows = BTreeMap::new();
+        for def in self.workflows {
+            let def = def?;
+            if workflows.contains_key(&def.name) {
+                return Err(DurableError::DuplicateWorkflow { name: def.name });
+            }
+            workflows.insert(def.name.clone(), Arc::new(def));
+        }
+        let mut agents: Vec<String> = workflows
+            .values()
+            .flat_map(|def| def.agents.iter().cloned())
+            .collect();
+        agents.sort();
+        agents.dedup();
+        Ok(Executor {
+            inner: Arc::new(Inner {
+                store: RunStore::new(self.manager),
+                clock: self.clock,
+                workflows,
+                agents,
+                inflight: Mutex::new(HashMap::new()),
+            }),
+        })
+    }
+}
+
+/// Holds a run id in this executor while it runs; frees it (and tells cancellers) when dropped.
+struct Claim<C: Clock> {
+    executor: Executor<C>,
+    run_id: String,
+    cancel: watch::Receiver<bool>,
+    done: watch::Sender<bool>,
+}
+
+impl<C: Clock> Drop for Claim<C> {
+    fn drop(&mut self) {
+        self.executor.inflight().remove(&self.run_id);
+        self.done.send_replace(true);
+    }
+}
+
+/// What a run is loaded as.
+struct Loaded {
+    def: Arc<WorkflowDef>,
+    record: RunRecord,
+    heads: Heads,
+}
+
+/// Applies an RFC 7386 JSON merge patch: objects merge key by key, `null` removes, anything
+/// else replaces.
+fn merge_patch(target: &mut Value, patch: Value) {
+    match patch {
+        Value::Object(patch) => {
+            if !target.is_object() {
+                *target = Value::Object(serde_json::Map::new());
+            }
+            if let Value::Object(map) = target {
+                for (key, value) in patch {
+                    if value.is_null() {
+                        map.remove(&key);
+                    } else {
+                        merge_patch(map.entry(key).or_insert(Value::Null), value);
+                    }
+                }
+            }
+        }
+        other => *target = other,
+    }
+}
+
+impl Executor<MonotonicClock> {
+    /// A builder over `manager`, on the real clock.
+    pub fn builder(manager: StateCheckpointManager) -> ExecutorBuilder<MonotonicClock> {
+        ExecutorBuilder {
+            manager,
+            clock: MonotonicClock::new(),
+            workflows: Vec::new(),
+        }
+    }
+}
+
+impl<C: Clock> Executor<C> {
+    fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Inflight>> {
+        self.inner
+            .inflight
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn claim(&self, run_id: &str) -> Result<Claim<C>, DurableError> {
+        let mut inflight = self.inflight();
+        if inflight.contains_key(run_id) {
+            return Err(DurableError::AlreadyRunning {
+                run_id: run_id.to_owned(),
+            });
+        }
+        let (cancel_tx, cancel) = watch::channel(false);
+        let (done, done_rx) = watch::channel(false);
+        inflight.insert(
+            run_id.to_owned(),
+            Inflight {
+                cancel: cancel_tx,
+                done: done_rx,
+            },
+        );
+        Ok(Claim {
+            executor: self.clone(),
+            run_id: run_id.to_owned(),
+            cancel,
+            done,
+        })
+    }
+
+    fn workflow(&self, name: &str) -> Result<Arc<WorkflowDef>, DurableError> {
+        self.inner
+            .workflows
+            .get(name)
+            .cloned()
+            .ok_or_else(|| DurableError::UnknownWorkflow {
+                name: name.to_owned(),
+            })
+    }
+
+    /// The registered workflows, by name.
+    pub fn workflows(&self) -> Vec<WorkflowInfo> {
+        self.inner
+            .workflows
+            .values()
+            .map(|def| def.info())
+            .collect()
+    }
+
+    /// Whether `run_id` is being driven by this executor now.
+    pub fn is_running_here(&self, run_id: &str) -> bool {
+        self.inflight().contains_key(run_id)
+    }
+
+    async fn load(&self, run_id: &str) -> Result<Loaded, DurableError> {
+        validate_run_id(run_id)?;
+        let (all_heads, latest) = self.inner.store.heads(&self.inner.agents, run_id).await?;
+        let not_found = || DurableError::RunNotFound {
+            run_id: run_id.to_owned(),
+        };
+        let latest = latest.ok_or_else(not_found)?;
+        let workflow = labels(&latest)
+            .map(|l| l.workflow.to_owned())
+            .ok_or_else(not_found)?;
+        let def = self.workflow(&workflow)?;
+        let record = self.inner.store.load(&latest.id).await?;
+        if record.run_id != run_id || record.workflow != def.name {
+            return Err(DurableError::ForeignCheckpoint {
+                checkpoint: latest.id,
+                run_id: run_id.to_owned(),
+                reason: format!("it holds run {:?} of {:?}", record.run_id, record.workflow),
+            });
+        }
+        let heads = def
+            .agents
+            .iter()
+            .map(|agent| (agent.clone(), all_heads.get(agent).copied().flatten()))
+            .collect();
+        Ok(Loaded { def, record, heads })
+    }
+
+    /// Starts a run of `workflow` on `state` under a new run id (a UUIDv7).
+    pub async fn start<S: Serialize + ?Sized>(
+        &self,
+        workflow: &str,
+        state: &S,
+    ) -> Result<RunRecord, DurableError> {
+        let run_id = uuid::Uuid::now_v7().to_string();
+        self.start_with_id(workflow, &run_id, state).await
+    }
+
+    /// Starts a run of `workflow` on `state` under `run_id`, which must not exist yet.
+    pub async fn start_with_id<S: Serialize + ?Sized>(
+        &self,
+        workflow: &str,
+        run_id: &str,
+        state: &S,
+    ) -> Result<RunRecord, DurableError> {
+        let def = self.workflow(workflow)?;
+        validate_run_id(run_id)?;
+        let bad_state = |reason: String| DurableError::BadState {
+            workflow: def.name.clone(),
+            reason,
+        };
+        let state = serde_json::to_value(state).map_err(|e| bad_state(e.to_string()))?;
+        (def.validate)(&state).map_err(bad_state)?;
+        let claim = self.claim(run_id)?;
+        let (heads, _) = self.inner.store.heads(&self.inner.agents, run_id).await?;
+        if heads.values().any(Option::is_some) {
+            return Err(DurableError::RunExists {
+                run_id: run_id.to_owned(),
+            });
+        }
+        let heads = def.agents.iter().map(|a| (a.clone(), None)).collect();
+        let first = def.nodes.first().map(|n| n.name());
+        let mut record = RunRecord::new(run_id, &def.name, first, state);
+        record.timings.step_started_at_ms = Some(record.timings.created_at_ms);
+        self.launch(def, record, heads, claim, true).await
+    }
+
+    /// Saves `record` first when `save` is set, then drives it.
+    async fn launch(
+        &self,
+        def: Arc<WorkflowDef>,
+        record: RunRecord,
+        heads: Heads,
+        mut claim: Claim<C>,
+        save: bool,
+    ) -> Result<RunRecord, DurableError> {
+        let agent = agent_at(&def, record.position).to_owned();
+        let run = RunShared::new(self.inner.store.clone(), record, heads);
+        let span = tracing::info_span!(
+            "workflow.run",
+            run.id = %run.run_id,
+            workflow.name = %def.name,
+            workflow.trace_id = %run.trace_id,
+            workflow.status = Empty,
+            otel.status_code = Empty,
+        );
+        if save && run.update(&agent, |_| ((), true)).await.is_err() {
+            return Err(run.take_failure().unwrap_or(DurableError::RunExists {
+                run_id: run.run_id.to_string(),
+            }));
+        }
+        let cancel = claim.cancel.clone();
+        let result = drive(def, run, self.inner.clock.clone(), cancel)
+            .instrument(span.clone())
+            .await;
+        match &result {
+            Ok(record) => {
+                span.record("workflow.status", record.status.as_str());
+                if record.status == RunStatus::Failed {
+                    span.record("otel.status_code", "ERROR");
+                }
+            }
+            Err(error) => {
+                span.record("otel.status_code", "ERROR");
+                tracing::error!(parent: &span, "{error}");
+            }
+        }
+        claim.cancel.mark_unchanged();
+        result
+    }
+
+    /// Delivers `input` to a waiting run and drives it on. For an interrupt, the input is
+    /// what `ctx.interrupt` returns when the step runs again; for an effect of unknown
+    /// outcome, a [`Resolution`]; for a paused error, it is ignored and the step runs again.
+    pub async fn resume(&self, run_id: &str, input: Value) -> Result<RunRecord, DurableError> {
+        validate_run_id(run_id)?;
+        let claim = self.claim(run_id)?;
+        let Loaded {
+            def,
+            mut record,
+            heads,
+        } = self.load(run_id).await?;
+        if record.status != RunStatus::Waiting {
+            return Err(DurableError::WrongStatus {
+                run_id: run_id.to_owned(),
+                status: record.status,
+                expected: "waiting",
+            });
+        }
+        if let Some(pending) = record.interrupt.take() {
+            let slot = format!("{}/{}", pending.step, pending.name);
+            match pending.kind {
+                InterruptKind::Interrupt => {
+                    record.inputs.insert(slot, input);
+                }
+                InterruptKind::UnknownEffect => {
+                    let resolution =
+                        Resolution::deserialize(input).map_err(|e| DurableError::BadInput {
+                            run_id: run_id.to_owned(),
+                            reason: format!(r#"expected {{"done": <result>}} or "rerun": {e}"#),
+                        })?;
+                    if let Some(effect) = record.effects.get_mut(&slot) {
+                        effect.state = match resolution {
+                            Resolution::Done(result) => EffectState::Done { result },
+                            Resolution::Rerun => EffectState::Failed {
+                                error: "outcome unknown; a person asked to call again".into(),
+                            },
+                        };
+                    }
+                }
+                InterruptKind::PausedOnError => {}
+            }
+        }
+        record.status = RunStatus::Running;
+        record.attempts = 0;
+        record.last_error = None;
+        self.launch(def, record, heads, claim, true).await
+    }
+
+    /// Continues a run that is `running` in its checkpoints but driven by nobody here (its
+    /// process died, or its future was dropped), from its latest checkpoint.
+    pub async fn recover(&self, run_id: &str) -> Result<RunRecord, DurableError> {
+        validate_run_id(run_id)?;
+        let claim = self.claim(run_id)?;
+        let Loaded { def, record, heads } = self.load(run_id).await?;
+        if record.status != RunStatus::Running {
+            return Err(DurableError::WrongStatus {
+                run_id: run_id.to_owned(),
+                status: record.status,
+                expected: "running",
+            });
+        }
+        tracing::info!(run_id, revision = record.revision, "recovering run");
+        self.launch(def, record, heads, claim, false).await
+    }
+
+    /// Recovers, concurrently, every `running` run of every workflow that this executor is
+    /// not driving; returns how each ended.
+    pub async fn recover_all(
+        &self,
+    ) -> Result<Vec<(String, Result<RunRecord, DurableError>)>, DurableError> {
+        let runs = self.list_runs(None, Some(RunStatus::Running)).await?;
+        let mut tasks = tokio::task::JoinSet::new();
+        for run in runs {
+            if self.is_running_here(&run.run_id) {
+                continue;
+            }
+            let executor = self.clone();
+            tasks.spawn(async move {
+                let result = executor.recover(&run.run_id).await;
+                (run.run_id, result)
+            });
+        }
+        let mut results = Vec::new();
+        while let Some(joined) = tasks.join_next().await {
+            match joined {
+                Ok(result) => results.push(result),
+                Err(error) => tracing::error!(%error, "a recovery task ended"),
+            }
+        }
+        Ok(results)
+    }
+
+    /// Cancels a run: one in flight here has its step cancelled and is checkpointed as
+    /// cancelled; a waiting (or orphaned running) one is checkpointed as cancelled directly.
+    /// Returns the cancelled record.
+    pub async fn cancel(&self, run_id: &str) -> Result<RunRecord, DurableError> {
+        validate_run_id(run_id)?;
+        let signalled = self.inflight().get(run_id).map(|inflight| {
+            inflight.cancel.send_replace(true);
+            inflight.done.clone()
+        });
+        if let Some(mut done) = signalled {
+            // The driver (or a resume being set up) lets go of the run when it stops.
+            let _ = done.wait_for(|done| *done).await;
+            return self.get(run_id).await;
+        }
+        let _claim = self.claim(run_id)?;
+        let Loaded {
+            def,
+            mut record,
+            mut heads,
+        } = self.load(run_id).await?;
+        if record.status.is_finished() {
+            return Err(DurableError::WrongStatus {
+                run_id: run_id.to_owned(),
+                status: record.status,
+                expected: "running or waiting",
+            });
+        }
+        record.interrupt = None;
+        record.last_error = Some("cancelled".into());
+        record.finish(RunStatus::Cancelled);
+        let agent = agent_at(&def, record.position);
+        self.inner
+            .store
+            .save(&mut record, &mut heads, agent)
+            .await?;
+        Ok(record)
+    }
+
+    /// The run's latest record.
+    pub async fn get(&self, run_id: &str) -> Result<RunRecord, DurableError> {
+        Ok(self.load(run_id).await?.record)
+    }
+
+    /// The runs of `workflow` (every workflow when `None`), optionally only those in `status`,
+    /// each as its newest checkpoint's metadata says.
+    pub async fn list_runs(
+        &self,
+        workflow: Option<&str>,
+        status: Option<RunStatus>,
+    ) -> Result<Vec<RunSummary>, DurableError> {
+        let defs = match workflow {
+            Some(name) => vec![self.workflow(name)?],
+            None => self.inner.workflows.values().cloned().collect(),
+        };
+        let mut runs = Vec::new();
+        for def in defs {
+            let found = self.inner.store.runs(&def.name, &def.agents).await?;
+            runs.extend(
+                found
+                    .into_iter()
+                    .filter(|r| status.is_none_or(|s| r.status == s)),
+            );
+        }
+        Ok(runs)
+    }
+
+    /// Every checkpoint of the run, oldest first.
+    pub async fn history(&self, run_id: &str) -> Result<Vec<HistoryEntry>, DurableError> {
+        let Loaded { def, .. } = self.load(run_id).await?;
+        self.inner.store.history(&def.agents, run_id).await
+    }
+
+    /// Forks `run_id` at its checkpoint `checkpoint` into a new run (a UUIDv7 id): the state
+    /// there, with `patch` applied as a JSON merge patch (RFC 7386), and the effects recorded
+    /// up to there (they replay; later ones run again under the fork's keys). The fork
+    /// records its origin and gets a trace of its own that names the origin's.
+    pub async fn fork(
+        &self,
+        run_id: &str,
+        checkpoint: CheckpointId,
+        patch: Option<Value>,
+    ) -> Result<RunRecord, DurableError> {
+        let new_id = uuid::Uuid::now_v7().to_string();
+        self.fork_with_id(run_id, checkpoint, patch, &new_id).await
+    }
+
+    /// [`fork`](Self::fork) under a chosen id for the new run.
+    pub async fn fork_with_id(
+        &self,
+        run_id: &str,
+        checkpoint: CheckpointId,
+        patch: Option<Value>,
+        new_run_id: &str,
+    ) -> Result<RunRecord, DurableError> {
+        validate_run_id(run_id)?;
+        validate_run_id(new_run_id)?;
+        let foreign = |reason: String| DurableError::ForeignCheckpoint {
+            checkpoint,
+            run_id: run_id.to_owned(),
+            reason,
+        };
+        let meta = self.inner.store.metadata(&checkpoint).await?;
+        if meta.workflow_id != run_id {
+            return Err(foreign(format!("it belongs to run {:?}", meta.workflow_id)));
+        }
+        let workflow = labels(&meta)
+            .map(|l| l.workflow.to_owned())
+            .ok_or_else(|| foreign("it is not a durable run's checkpoint".into()))?;
+        let def = self.workflow(&workflow)?;
+        let mut record = self.inner.store.load(&checkpoint).await?;
+        if record.run_id != run_id || record.workflow != def.name {
+            return Err(foreign(format!(
+                "it holds run {:?} of {:?}",
+                record.run_id, record.workflow
+            )));
+        }
+        if let Some(patch) = patch {
+            merge_patch(&mut record.state, patch);
+            (def.validate)(&record.state).map_err(|reason| DurableError::BadState {
+                workflow: def.name.clone(),
+                reason: format!("after the patch: {reason}"),
+            })?;
+        }
+        let claim = self.claim(new_run_id)?;
+        let (heads, _) = self
+            .inner
+            .store
+            .heads(&self.inner.agents, new_run_id)
+            .await?;
+        if heads.values().any(Option::is_some) {
+            return Err(DurableError::RunExists {
+                run_id: new_run_id.to_owned(),
+            });
+        }
+        record.origin = Some(Origin {
+            run_id: run_id.to_owned(),
+            checkpoint_id: checkpoint,
+            revision: record.revision,
+            trace_id: std::mem::replace(&mut record.trace_id, new_trace_id()),
+        });
+        record.run_id = new_run_id.to_owned();
+        record.revision = 0;
+        let now = unix_millis();
+        record.timings.created_at_ms = now;
+        record.timings.finished_at_ms = None;
+        if matches!(record.status, RunStatus::Failed | RunStatus::Cancelled) {
+            record.status = RunStatus::Running;
+            record.attempts = 0;
+            record.last_error = None;
+        }
+        let heads = def.agents.iter().map(|a| (a.clone(), None)).collect();
+        self.launch(def, record, heads, claim, true).await
+    }
+}
+
+/// The agent whose id a checkpoint at `position` is saved under.
+fn agent_at(def: &WorkflowDef, position: usize) -> &str {
+    def.nodes
+        .get(position)
+        .or(def.nodes.last())
+        .map_or("", |node| node.agent())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::merge_patch;
+    use serde_json::json;
+
+    #[test]
+    fn merge_patch_follows_rfc_7386() {
+        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
+        merge_patch(&mut target, json!({"a": "z", "c": {"f": null}, "n": [1]}));
+        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}, "n": [1]}));
+    }
+}
