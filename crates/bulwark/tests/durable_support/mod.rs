@@ -62,3 +62,35 @@ impl Counter {
         self.0.load(Ordering::SeqCst)
     }
 }
+
+/// Runs `process` on a runtime of its own, the "process", until `crashed` fires, then kills
+/// it: the runtime is dropped, so every task it had dies at its next await and its blocking
+/// writes either finish or never begin — a process killed between two instructions, with
+/// nothing of it left running afterwards.
+pub async fn run_until_crash<F, Fut>(
+    process: F,
+    crashed: &mut tokio::sync::mpsc::UnboundedReceiver<()>,
+) where
+    F: FnOnce() -> Fut + Send + 'static,
+    Fut: std::future::Future + 'static,
+{
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let thread = std::thread::spawn(move || {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async move {
+            tokio::select! {
+                _ = process() => panic!("the process ended before its crash"),
+                _ = stopped => {}
+            }
+        });
+        drop(runtime);
+    });
+    crashed.recv().await.unwrap();
+    stop.send(()).unwrap();
+    tokio::task::spawn_blocking(move || thread.join().unwrap())
+        .await
+        .unwrap();
+}
