@@ -40,7 +40,12 @@ impl Provider {
 
     async fn call(self, key: String) -> Result<String, StepError> {
         let n = self.seen.fetch_add(1, Ordering::SeqCst) + 1;
-        *self.calls.lock().unwrap().entry(key.clone()).or_default() += 1;
+        *self
+            .calls
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .entry(key.clone())
+            .or_default() += 1;
         if n == self.crash_at.load(Ordering::SeqCst) {
             let _ = self.crashed.send(());
             std::future::pending::<()>().await;
@@ -49,7 +54,7 @@ impl Provider {
     }
 
     fn calls(&self) -> HashMap<String, u32> {
-        self.calls.lock().unwrap().clone()
+        self.calls.lock().unwrap_or_else(|e| e.into_inner()).clone()
     }
 }
 

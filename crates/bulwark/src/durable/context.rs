@@ -13,6 +13,10 @@ use super::error::StepError;
 use super::live::RunShared;
 use super::record::{EffectRecord, EffectState, InterruptKind, PendingInterrupt};
 
+/// A user's check of an unknown outcome, given the idempotency key.
+pub type UnknownCheck<T> =
+    Box<dyn FnOnce(String) -> BoxFuture<'static, Result<Option<T>, StepError>> + Send>;
+
 /// What to do with an effect whose outcome is unknown: it was recorded as started, but the
 /// process stopped (or the attempt was cut off) before its result was recorded.
 pub enum OnUnknown<T> {
@@ -21,7 +25,7 @@ pub enum OnUnknown<T> {
     Rerun,
     /// Ask this check, given the key: `Some(result)` means the call did happen (its result is
     /// recorded and returned), `None` that it did not (it is called again).
-    Check(Box<dyn FnOnce(String) -> BoxFuture<'static, Result<Option<T>, StepError>> + Send>),
+    Check(UnknownCheck<T>),
     /// Pause the run for a person, who answers with a [`Resolution`] through
     /// [`Executor::resume`](super::Executor::resume).
     Pause,

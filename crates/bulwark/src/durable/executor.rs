@@ -392,11 +392,11 @@ impl<C: Clock> Executor<C> {
                         };
                     }
                 }
-                InterruptKind::PausedOnError => {}
+                // The paused attempt counts: the step runs again as the next one.
+                InterruptKind::PausedOnError => record.attempts += 1,
             }
         }
         record.status = RunStatus::Running;
-        record.attempts = 0;
         record.last_error = None;
         self.launch(def, record, heads, claim, true).await
     }

@@ -10,7 +10,7 @@ mod record;
 mod retry;
 mod store;
 
-pub use context::{OnUnknown, Resolution, StepContext};
+pub use context::{OnUnknown, Resolution, StepContext, UnknownCheck};
 pub use definition::{
     BoxFuture, BranchFailure, BranchOutcome, FanOut, Join, StepInfo, Workflow, WorkflowInfo,
 };

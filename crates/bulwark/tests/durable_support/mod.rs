@@ -1,5 +1,5 @@
 //! Shared by the durable workflow tests: executors over a temp folder, and step probes.
-#![allow(dead_code, unreachable_pub)]
+#![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::path::Path;
 use std::sync::Arc;
