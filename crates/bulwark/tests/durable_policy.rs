@@ -14,7 +14,7 @@ use bulwark::durable::{
     StepError, StepPolicy, Workflow,
 };
 use bulwark::ratelimit::{RateLimitConfig, RateLimiter};
-use durable_support::{Counter, Order, builder, executor, order};
+use durable_support::{Counter, Order, executor, executor_at, order};
 use serde_json::json;
 use tokio::sync::mpsc;
 
@@ -45,11 +45,7 @@ async fn spawn_run(
     Executor<ManualClock>,
     tokio::task::JoinHandle<Result<RunRecord, DurableError>>,
 ) {
-    let executor = builder(dir, clock.clone())
-        .await
-        .workflow(workflow)
-        .build()
-        .unwrap();
+    let executor = executor_at(dir, clock, |b| b.workflow(workflow)).await;
     let task = tokio::spawn({
         let executor = executor.clone();
         async move {

@@ -44,9 +44,16 @@ pub async fn executor(
     dir: &Path,
     register: impl FnOnce(ExecutorBuilder<ManualClock>) -> ExecutorBuilder<ManualClock>,
 ) -> Executor<ManualClock> {
-    register(builder(dir, ManualClock::new()).await)
-        .build()
-        .unwrap()
+    executor_at(dir, &ManualClock::new(), register).await
+}
+
+/// An executor with `register` applied, on `clock`.
+pub async fn executor_at(
+    dir: &Path,
+    clock: &ManualClock,
+    register: impl FnOnce(ExecutorBuilder<ManualClock>) -> ExecutorBuilder<ManualClock>,
+) -> Executor<ManualClock> {
+    register(builder(dir, clock.clone()).await).build().unwrap()
 }
 
 /// Counts calls, shared between a workflow's closures and the test (an external counter:
