@@ -30,10 +30,23 @@ enum Outcome {
     Paused(StepError),
 }
 
-/// Completes once `cancel` turns `true`; never if its sender is gone.
-async fn cancelled(cancel: &mut watch::Receiver<bool>) {
-    if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
-        std::future::pending::<()>().await;
+/// Why a driver must stop before its step ends.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Stop {
+    /// Nothing: go on.
+    Go,
+    /// [`Executor::cancel`](super::Executor::cancel): checkpoint the run as cancelled.
+    Cancel,
+    /// The lease is lost: stop without writing.
+    LeaseLost,
+}
+
+/// Completes with the reason once `stop` leaves [`Stop::Go`]; never if its sender is gone.
+async fn stopped(stop: &mut watch::Receiver<Stop>) -> Stop {
+    let reason = stop.wait_for(|stop| *stop != Stop::Go).await.map(|r| *r);
+    match reason {
+        Ok(reason) => reason,
+        Err(_) => std::future::pending().await,
     }
 }
 
@@ -51,7 +64,7 @@ pub(crate) async fn drive<C: Clock>(
     def: Arc<WorkflowDef>,
     run: Arc<RunShared>,
     clock: C,
-    mut cancel: watch::Receiver<bool>,
+    mut stop: watch::Receiver<Stop>,
 ) -> Result<RunRecord, DurableError> {
     loop {
         let record = run.snapshot().await;
@@ -81,7 +94,12 @@ pub(crate) async fn drive<C: Clock>(
         let work = run_node(node, &run, &clock, record).instrument(span.clone());
         let outcome = tokio::select! {
             biased;
-            () = cancelled(&mut cancel) => None,
+            reason = stopped(&mut stop) => {
+                if reason == Stop::LeaseLost {
+                    return Err(DurableError::LeaseLost { run_id: run.run_id.to_string() });
+                }
+                None
+            }
             outcome = work => Some(outcome),
         };
         if let Some(error) = run.take_failure() {

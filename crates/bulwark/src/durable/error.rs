@@ -218,6 +218,23 @@ pub enum DurableError {
         /// The head found.
         actual: Option<CheckpointId>,
     },
+    /// Another executor holds the run's lease and has not let it expire.
+    #[error("run {run_id:?} is running on {owner:?}")]
+    LeasedElsewhere {
+        /// The run.
+        run_id: String,
+        /// The lease's holder.
+        owner: String,
+    },
+    /// This executor's lease on the run could not be renewed: it stopped driving the run.
+    #[error("lost the lease on run {run_id:?}")]
+    LeaseLost {
+        /// The run.
+        run_id: String,
+    },
+    /// The lease store failed.
+    #[error(transparent)]
+    Lease(super::lease::LeaseError),
     /// The checkpoint store failed.
     #[error(transparent)]
     Checkpoint(CheckpointError),

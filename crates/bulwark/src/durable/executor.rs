@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
@@ -16,8 +17,9 @@ use crate::clock::{Clock, MonotonicClock};
 
 use super::context::Resolution;
 use super::definition::{Workflow, WorkflowDef, WorkflowInfo};
-use super::drive::drive;
+use super::drive::{Stop, drive};
 use super::error::{DurableError, validate_run_id};
+use super::lease::{LeaseStore, Leases};
 use super::live::RunShared;
 use super::record::{
     EffectState, HistoryEntry, InterruptKind, Origin, RunRecord, RunStatus, RunSummary,
@@ -43,10 +45,11 @@ struct Inner<C> {
     /// Every agent of every workflow: where to look for a run id.
     agents: Vec<String>,
     inflight: Mutex<HashMap<String, Inflight>>,
+    leases: Option<Leases>,
 }
 
 struct Inflight {
-    cancel: watch::Sender<bool>,
+    stop: Arc<watch::Sender<Stop>>,
     done: watch::Receiver<bool>,
 }
 
@@ -75,6 +78,7 @@ pub struct ExecutorBuilder<C> {
     manager: StateCheckpointManager,
     clock: C,
     workflows: Vec<Result<WorkflowDef, DurableError>>,
+    leases: Option<Leases>,
 }
 
 impl<C: Clock> fmt::Debug for ExecutorBuilder<C> {
@@ -92,7 +96,24 @@ impl<C: Clock> ExecutorBuilder<C> {
             manager: self.manager,
             clock,
             workflows: self.workflows,
+            leases: self.leases,
         }
+    }
+
+    /// Drives a run only under its lease in `store`, held as `owner` (this replica's name,
+    /// unique among replicas) for `ttl` at a time and renewed every `ttl / 3` on the clock.
+    pub fn leases(
+        mut self,
+        store: impl LeaseStore,
+        owner: impl Into<String>,
+        ttl: Duration,
+    ) -> Self {
+        self.leases = Some(Leases {
+            store: Arc::new(store),
+            owner: owner.into(),
+            ttl,
+        });
+        self
     }
 
     /// Registers a workflow (checked by [`build`](Self::build)).
@@ -127,6 +148,7 @@ impl<C: Clock> ExecutorBuilder<C> {
                 workflows,
                 agents,
                 inflight: Mutex::new(HashMap::new()),
+                leases: self.leases,
             }),
         })
     }
@@ -136,14 +158,23 @@ impl<C: Clock> ExecutorBuilder<C> {
 struct Claim<C: Clock> {
     executor: Executor<C>,
     run_id: String,
-    cancel: watch::Receiver<bool>,
+    stop_tx: Arc<watch::Sender<Stop>>,
+    stop: watch::Receiver<Stop>,
     done: watch::Sender<bool>,
+    leased: bool,
 }
 
 impl<C: Clock> Drop for Claim<C> {
     fn drop(&mut self) {
         self.executor.inflight().remove(&self.run_id);
         self.done.send_replace(true);
+        if self.leased
+            && let Some(leases) = self.executor.inner.leases.clone()
+            && let Ok(runtime) = tokio::runtime::Handle::try_current()
+        {
+            let run_id = std::mem::take(&mut self.run_id);
+            runtime.spawn(async move { leases.release(&run_id).await });
+        }
     }
 }
 
@@ -183,6 +214,7 @@ impl Executor<MonotonicClock> {
             manager,
             clock: MonotonicClock::new(),
             workflows: Vec::new(),
+            leases: None,
         }
     }
 }
@@ -195,28 +227,39 @@ impl<C: Clock> Executor<C> {
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    fn claim(&self, run_id: &str) -> Result<Claim<C>, DurableError> {
-        let mut inflight = self.inflight();
-        if inflight.contains_key(run_id) {
-            return Err(DurableError::AlreadyRunning {
+    /// Holds `run_id` in this process, then takes its lease when leases are on.
+    async fn claim(&self, run_id: &str) -> Result<Claim<C>, DurableError> {
+        let mut claim = {
+            let mut inflight = self.inflight();
+            if inflight.contains_key(run_id) {
+                return Err(DurableError::AlreadyRunning {
+                    run_id: run_id.to_owned(),
+                });
+            }
+            let (stop_tx, stop) = watch::channel(Stop::Go);
+            let stop_tx = Arc::new(stop_tx);
+            let (done, done_rx) = watch::channel(false);
+            inflight.insert(
+                run_id.to_owned(),
+                Inflight {
+                    stop: Arc::clone(&stop_tx),
+                    done: done_rx,
+                },
+            );
+            Claim {
+                executor: self.clone(),
                 run_id: run_id.to_owned(),
-            });
+                stop_tx,
+                stop,
+                done,
+                leased: false,
+            }
+        };
+        if let Some(leases) = &self.inner.leases {
+            leases.acquire(run_id).await?;
+            claim.leased = true;
         }
-        let (cancel_tx, cancel) = watch::channel(false);
-        let (done, done_rx) = watch::channel(false);
-        inflight.insert(
-            run_id.to_owned(),
-            Inflight {
-                cancel: cancel_tx,
-                done: done_rx,
-            },
-        );
-        Ok(Claim {
-            executor: self.clone(),
-            run_id: run_id.to_owned(),
-            cancel,
-            done,
-        })
+        Ok(claim)
     }
 
     fn workflow(&self, name: &str) -> Result<Arc<WorkflowDef>, DurableError> {
@@ -295,7 +338,7 @@ impl<C: Clock> Executor<C> {
         };
         let state = serde_json::to_value(state).map_err(|e| bad_state(e.to_string()))?;
         (def.validate)(&state).map_err(bad_state)?;
-        let claim = self.claim(run_id)?;
+        let claim = self.claim(run_id).await?;
         let (heads, _) = self.inner.store.heads(&self.inner.agents, run_id).await?;
         if heads.values().any(Option::is_some) {
             return Err(DurableError::RunExists {
@@ -315,7 +358,7 @@ impl<C: Clock> Executor<C> {
         def: Arc<WorkflowDef>,
         record: RunRecord,
         heads: Heads,
-        mut claim: Claim<C>,
+        claim: Claim<C>,
         save: bool,
     ) -> Result<RunRecord, DurableError> {
         let agent = agent_at(&def, record.position).to_owned();
@@ -333,10 +376,13 @@ impl<C: Clock> Executor<C> {
                 run_id: run.run_id.to_string(),
             }));
         }
-        let cancel = claim.cancel.clone();
-        let result = drive(def, run, self.inner.clock.clone(), cancel)
+        let renewal = self.renew_while_running(&claim);
+        let result = drive(def, run, self.inner.clock.clone(), claim.stop.clone())
             .instrument(span.clone())
             .await;
+        if let Some(renewal) = renewal {
+            renewal.abort();
+        }
         match &result {
             Ok(record) => {
                 span.record("workflow.status", record.status.as_str());
@@ -349,8 +395,30 @@ impl<C: Clock> Executor<C> {
                 tracing::error!(parent: &span, "{error}");
             }
         }
-        claim.cancel.mark_unchanged();
+        drop(claim);
         result
+    }
+
+    /// Renews the claim's lease every third of its time to live until aborted; a failed
+    /// renewal stops the driver.
+    fn renew_while_running(&self, claim: &Claim<C>) -> Option<tokio::task::JoinHandle<()>> {
+        let leases = self.inner.leases.clone().filter(|_| claim.leased)?;
+        let (clock, run_id, stop) = (
+            self.inner.clock.clone(),
+            claim.run_id.clone(),
+            Arc::clone(&claim.stop_tx),
+        );
+        Some(tokio::spawn(async move {
+            loop {
+                clock.sleep(leases.ttl / 3).await;
+                let renewed = leases.store.renew(&run_id, &leases.owner, leases.ttl).await;
+                if !matches!(renewed, Ok(true)) {
+                    tracing::error!(run_id, ?renewed, "lease lost: stopping the run");
+                    stop.send_replace(Stop::LeaseLost);
+                    return;
+                }
+            }
+        }))
     }
 
     /// Delivers `input` to a waiting run and drives it on. For an interrupt, the input is
@@ -358,7 +426,7 @@ impl<C: Clock> Executor<C> {
     /// outcome, a [`Resolution`]; for a paused error, it is ignored and the step runs again.
     pub async fn resume(&self, run_id: &str, input: Value) -> Result<RunRecord, DurableError> {
         validate_run_id(run_id)?;
-        let claim = self.claim(run_id)?;
+        let claim = self.claim(run_id).await?;
         let Loaded {
             def,
             mut record,
@@ -405,7 +473,7 @@ impl<C: Clock> Executor<C> {
     /// process died, or its future was dropped), from its latest checkpoint.
     pub async fn recover(&self, run_id: &str) -> Result<RunRecord, DurableError> {
         validate_run_id(run_id)?;
-        let claim = self.claim(run_id)?;
+        let claim = self.claim(run_id).await?;
         let Loaded { def, record, heads } = self.load(run_id).await?;
         if record.status != RunStatus::Running {
             return Err(DurableError::WrongStatus {
@@ -451,7 +519,7 @@ impl<C: Clock> Executor<C> {
     pub async fn cancel(&self, run_id: &str) -> Result<RunRecord, DurableError> {
         validate_run_id(run_id)?;
         let signalled = self.inflight().get(run_id).map(|inflight| {
-            inflight.cancel.send_replace(true);
+            inflight.stop.send_replace(Stop::Cancel);
             inflight.done.clone()
         });
         if let Some(mut done) = signalled {
@@ -459,7 +527,7 @@ impl<C: Clock> Executor<C> {
             let _ = done.wait_for(|done| *done).await;
             return self.get(run_id).await;
         }
-        let _claim = self.claim(run_id)?;
+        let _claim = self.claim(run_id).await?;
         let Loaded {
             def,
             mut record,
@@ -568,7 +636,7 @@ impl<C: Clock> Executor<C> {
                 reason: format!("after the patch: {reason}"),
             })?;
         }
-        let claim = self.claim(new_run_id)?;
+        let claim = self.claim(new_run_id).await?;
         let (heads, _) = self
             .inner
             .store

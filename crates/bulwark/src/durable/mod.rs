@@ -93,6 +93,7 @@ mod definition;
 mod drive;
 mod error;
 mod executor;
+mod lease;
 mod live;
 mod record;
 mod retry;
@@ -104,6 +105,9 @@ pub use definition::{
 };
 pub use error::{DurableError, ErrorClass, MAX_RUN_ID_LEN, StepError};
 pub use executor::{Executor, ExecutorBuilder};
+#[cfg(feature = "postgres")]
+pub use lease::PostgresLeases;
+pub use lease::{Acquired, LeaseError, LeaseStore};
 pub use record::{
     BranchRecord, EffectRecord, EffectState, HistoryEntry, InterruptKind, Origin, PendingInterrupt,
     RunRecord, RunStatus, RunSummary, Timings,
