@@ -5,8 +5,8 @@
 //! to live while the run runs, and releases it when the run stops. A lease another owner holds
 //! and has not let expire refuses the request ([`DurableError::LeasedElsewhere`], naming the
 //! owner); an expired one is taken over. A renewal that fails stops the run without writing
-//! ([`DurableError::LeaseLost`]). Leases decide who *should* run; the fenced saves of
-//! [`store`](super::store) stay the guarantee that two writers cannot fork a history.
+//! ([`DurableError::LeaseLost`]). Leases decide who *should* run; the fenced checkpoint
+//! saves stay the guarantee that two writers cannot fork a history.
 
 use std::fmt;
 use std::sync::Arc;

@@ -40,6 +40,12 @@
 //! [`Clock`](crate::clock::Clock), and errors classed retryable, fatal or pause
 //! ([`ErrorClass`]). Cancel, list, history and fork are [`Executor`] methods.
 //!
+//! **Replicas.** With [`ExecutorBuilder::leases`] (PostgreSQL: `PostgresLeases`, feature
+//! `postgres`) an executor drives a run only under its lease, renewed every third of its time
+//! to live; a run leased by a live replica is refused with
+//! [`DurableError::LeasedElsewhere`] naming it, an expired lease is taken over, and a replica
+//! that loses its lease stops the run without writing ([`DurableError::LeaseLost`]).
+//!
 //! **Trace.** Each drive of a run is a `workflow.run` span carrying the run's trace id (kept
 //! in the record across resumes; a fork records its origin's) with `workflow.step` and
 //! `workflow.attempt` spans below; failures set `otel.status_code = "ERROR"` and emit an
