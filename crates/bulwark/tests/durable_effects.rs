@@ -109,6 +109,23 @@ fn payments(provider: &Provider) -> Workflow<Order> {
         })
 }
 
+/// Starts run `run_id` of `payments` in a process that dies inside the `crash_at`-th call;
+/// returns the provider, its crash disarmed.
+async fn crash_payments(dir: &std::path::Path, run_id: &'static str, crash_at: u32) -> Provider {
+    let (provider, mut crashed) = Provider::new();
+    provider.crash_at.store(crash_at, Ordering::SeqCst);
+    let (path, first) = (dir.to_owned(), provider.clone());
+    let process = move || async move {
+        let executor = executor(&path, |b| b.workflow(payments(&first))).await;
+        executor
+            .start_with_id("payments", run_id, &order("o", 5))
+            .await
+    };
+    run_until_crash(process, &mut crashed).await;
+    provider.crash_at.store(0, Ordering::SeqCst);
+    provider
+}
+
 const KEYS: [&str; 4] = ["first/s1", "both/a/a1", "both/b/b1", "last/s3"];
 
 #[tokio::test]
@@ -126,17 +143,7 @@ async fn done_effects_never_run_again_and_an_interrupted_one_reruns_with_its_key
     };
     for crash_at in 1..=4u32 {
         let dir = tempfile::tempdir().unwrap();
-        let (provider, mut crashed) = Provider::new();
-        provider.crash_at.store(crash_at, Ordering::SeqCst);
-        let (path, first) = (dir.path().to_owned(), provider.clone());
-        let process = move || async move {
-            let executor = executor(&path, |b| b.workflow(payments(&first))).await;
-            executor
-                .start_with_id("payments", "run", &order("o", 5))
-                .await
-        };
-        run_until_crash(process, &mut crashed).await;
-        provider.crash_at.store(0, Ordering::SeqCst);
+        let provider = crash_payments(dir.path(), "run", crash_at).await;
 
         // A new process on the same folder.
         let second = executor(dir.path(), |b| b.workflow(payments(&provider))).await;
@@ -362,4 +369,83 @@ async fn an_interrupt_waits_across_a_restart_and_resumes_without_repeating_effec
         .await
         .unwrap_err();
     assert!(matches!(err, DurableError::WrongStatus { .. }), "{err}");
+}
+
+#[tokio::test]
+async fn recover_all_finishes_the_runs_a_dead_process_left_running() {
+    let dir = tempfile::tempdir().unwrap();
+    let provider = crash_payments(dir.path(), "left", 2).await;
+
+    let second = executor(dir.path(), |b| b.workflow(payments(&provider))).await;
+    // A finished run is not touched.
+    second
+        .start_with_id("payments", "done", &order("d", 1))
+        .await
+        .unwrap();
+    let recovered = second.recover_all().await.unwrap();
+    assert_eq!(recovered.len(), 1);
+    let (run_id, result) = &recovered[0];
+    assert_eq!(run_id, "left");
+    assert_eq!(result.as_ref().unwrap().status, RunStatus::Completed);
+    assert!(second.recover_all().await.unwrap().is_empty());
+}
+
+#[tokio::test]
+async fn an_interrupt_in_a_branch_waits_for_the_others_and_resumes_only_its_branch() {
+    let dir = tempfile::tempdir().unwrap();
+    let (quick, asked) = (Arc::new(AtomicU32::new(0)), Arc::new(AtomicU32::new(0)));
+    let workflow = |quick: Arc<AtomicU32>, asked: Arc<AtomicU32>| {
+        let fan_out = FanOut::new(|mut o: Order, outcomes: Vec<BranchOutcome<String>>| {
+            o.log
+                .extend(outcomes.into_iter().filter_map(|o| o.result.ok()));
+            Ok(o)
+        })
+        .branch("quick", "agent-q", move |ctx, _| {
+            let quick = Arc::clone(&quick);
+            async move {
+                ctx.effect("work", |_| async move {
+                    quick.fetch_add(1, Ordering::SeqCst);
+                    Ok::<_, StepError>("quick".to_owned())
+                })
+                .await
+            }
+        })
+        .branch("ask", "agent-h", move |ctx, _| {
+            let asked = Arc::clone(&asked);
+            async move {
+                asked.fetch_add(1, Ordering::SeqCst);
+                let answer: String = ctx.interrupt("which", &"a or b?").await?;
+                Ok(answer)
+            }
+        });
+        Workflow::new("ask-in-branch").fan_out("both", "agent-q", fan_out)
+    };
+    let first = executor(dir.path(), |b| {
+        b.workflow(workflow(Arc::clone(&quick), Arc::clone(&asked)))
+    })
+    .await;
+    let run = first
+        .start_with_id("ask-in-branch", "b-1", &order("o", 1))
+        .await
+        .unwrap();
+    assert_eq!(run.status, RunStatus::Waiting);
+    assert_eq!(run.interrupt.as_ref().unwrap().step, "both/ask");
+    assert!(
+        run.branches.contains_key("quick"),
+        "the other branch settled before the wait"
+    );
+
+    let second = executor(dir.path(), |b| {
+        b.workflow(workflow(Arc::clone(&quick), Arc::clone(&asked)))
+    })
+    .await;
+    let run = second.resume("b-1", json!("b")).await.unwrap();
+    assert_eq!(run.status, RunStatus::Completed, "{:?}", run.last_error);
+    assert_eq!(run.state_as::<Order>().unwrap().log, ["quick", "b"]);
+    assert_eq!(
+        quick.load(Ordering::SeqCst),
+        1,
+        "the settled branch did not run again"
+    );
+    assert_eq!(asked.load(Ordering::SeqCst), 2);
 }
