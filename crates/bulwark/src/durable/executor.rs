@@ -3,28 +3,23 @@
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 
-use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::checkpoint::{CheckpointId, StateCheckpointManager};
+use crate::checkpoint::StateCheckpointManager;
 use crate::clock::{Clock, MonotonicClock};
 
 use super::context::Resolution;
-use super::definition::{Workflow, WorkflowDef, WorkflowInfo};
+use super::definition::{WorkflowDef, WorkflowInfo};
 use super::drive::{Stop, drive};
 use super::error::{DurableError, validate_run_id};
-use super::lease::{LeaseStore, Leases};
+use super::lease::Leases;
 use super::live::RunShared;
-use super::record::{
-    EffectState, HistoryEntry, InterruptKind, Origin, RunRecord, RunStatus, RunSummary,
-    new_trace_id, unix_millis,
-};
+use super::record::{EffectState, HistoryEntry, InterruptKind, RunRecord, RunStatus, RunSummary};
 use super::store::{Heads, RunStore, labels};
 
 /// Runs durable workflows over a checkpoint manager. Cheap to clone; clones share the
@@ -35,11 +30,11 @@ use super::store::{Heads, RunStore, labels};
 /// whose future is dropped stays `running` in its checkpoints, like one whose process died,
 /// and [`recover`](Self::recover) continues it.
 pub struct Executor<C: Clock = MonotonicClock> {
-    inner: Arc<Inner<C>>,
+    pub(super) inner: Arc<Inner<C>>,
 }
 
-struct Inner<C> {
-    store: RunStore,
+pub(super) struct Inner<C> {
+    pub(super) store: RunStore,
     clock: C,
     workflows: BTreeMap<String, Arc<WorkflowDef>>,
     /// Every agent of every workflow: where to look for a run id.
@@ -73,89 +68,8 @@ impl<C: Clock> fmt::Debug for Executor<C> {
     }
 }
 
-/// Builds an [`Executor`].
-pub struct ExecutorBuilder<C> {
-    manager: StateCheckpointManager,
-    clock: C,
-    workflows: Vec<Result<WorkflowDef, DurableError>>,
-    leases: Option<Leases>,
-}
-
-impl<C: Clock> fmt::Debug for ExecutorBuilder<C> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("ExecutorBuilder")
-            .field("workflows", &self.workflows.len())
-            .finish_non_exhaustive()
-    }
-}
-
-impl<C: Clock> ExecutorBuilder<C> {
-    /// Waits (backoffs, timeouts) on `clock` instead.
-    pub fn clock<D: Clock>(self, clock: D) -> ExecutorBuilder<D> {
-        ExecutorBuilder {
-            manager: self.manager,
-            clock,
-            workflows: self.workflows,
-            leases: self.leases,
-        }
-    }
-
-    /// Drives a run only under its lease in `store`, held as `owner` (this replica's name,
-    /// unique among replicas) for `ttl` at a time and renewed every `ttl / 3` on the clock.
-    pub fn leases(
-        mut self,
-        store: impl LeaseStore,
-        owner: impl Into<String>,
-        ttl: Duration,
-    ) -> Self {
-        self.leases = Some(Leases {
-            store: Arc::new(store),
-            owner: owner.into(),
-            ttl,
-        });
-        self
-    }
-
-    /// Registers a workflow (checked by [`build`](Self::build)).
-    pub fn workflow<S>(mut self, workflow: Workflow<S>) -> Self
-    where
-        S: Serialize + DeserializeOwned + Send + 'static,
-    {
-        self.workflows.push(workflow.into_def());
-        self
-    }
-
-    /// The executor, or why a workflow is refused.
-    pub fn build(self) -> Result<Executor<C>, DurableError> {
-        let mut workflows = BTreeMap::new();
-        for def in self.workflows {
-            let def = def?;
-            if workflows.contains_key(&def.name) {
-                return Err(DurableError::DuplicateWorkflow { name: def.name });
-            }
-            workflows.insert(def.name.clone(), Arc::new(def));
-        }
-        let mut agents: Vec<String> = workflows
-            .values()
-            .flat_map(|def| def.agents.iter().cloned())
-            .collect();
-        agents.sort();
-        agents.dedup();
-        Ok(Executor {
-            inner: Arc::new(Inner {
-                store: RunStore::new(self.manager),
-                clock: self.clock,
-                workflows,
-                agents,
-                inflight: Mutex::new(HashMap::new()),
-                leases: self.leases,
-            }),
-        })
-    }
-}
-
 /// Holds a run id in this executor while it runs; frees it (and tells cancellers) when dropped.
-struct Claim<C: Clock> {
+pub(super) struct Claim<C: Clock> {
     executor: Executor<C>,
     run_id: String,
     stop_tx: Arc<watch::Sender<Stop>>,
@@ -185,41 +99,26 @@ struct Loaded {
     heads: Heads,
 }
 
-/// Applies an RFC 7386 JSON merge patch: objects merge key by key, `null` removes, anything
-/// else replaces.
-fn merge_patch(target: &mut Value, patch: Value) {
-    match patch {
-        Value::Object(patch) => {
-            if !target.is_object() {
-                *target = Value::Object(serde_json::Map::new());
-            }
-            if let Value::Object(map) = target {
-                for (key, value) in patch {
-                    if value.is_null() {
-                        map.remove(&key);
-                    } else {
-                        merge_patch(map.entry(key).or_insert(Value::Null), value);
-                    }
-                }
-            }
-        }
-        other => *target = other,
-    }
-}
-
-impl Executor<MonotonicClock> {
-    /// A builder over `manager`, on the real clock.
-    pub fn builder(manager: StateCheckpointManager) -> ExecutorBuilder<MonotonicClock> {
-        ExecutorBuilder {
-            manager,
-            clock: MonotonicClock::new(),
-            workflows: Vec::new(),
-            leases: None,
-        }
-    }
-}
-
 impl<C: Clock> Executor<C> {
+    pub(super) fn from_parts(
+        manager: StateCheckpointManager,
+        clock: C,
+        workflows: BTreeMap<String, Arc<WorkflowDef>>,
+        agents: Vec<String>,
+        leases: Option<Leases>,
+    ) -> Self {
+        Self {
+            inner: Arc::new(Inner {
+                store: RunStore::new(manager),
+                clock,
+                workflows,
+                agents,
+                inflight: Mutex::new(HashMap::new()),
+                leases,
+            }),
+        }
+    }
+
     fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Inflight>> {
         self.inner
             .inflight
@@ -228,7 +127,7 @@ impl<C: Clock> Executor<C> {
     }
 
     /// Holds `run_id` in this process, then takes its lease when leases are on.
-    async fn claim(&self, run_id: &str) -> Result<Claim<C>, DurableError> {
+    pub(super) async fn claim(&self, run_id: &str) -> Result<Claim<C>, DurableError> {
         let mut claim = {
             let mut inflight = self.inflight();
             if inflight.contains_key(run_id) {
@@ -262,7 +161,7 @@ impl<C: Clock> Executor<C> {
         Ok(claim)
     }
 
-    fn workflow(&self, name: &str) -> Result<Arc<WorkflowDef>, DurableError> {
+    pub(super) fn workflow(&self, name: &str) -> Result<Arc<WorkflowDef>, DurableError> {
         self.inner
             .workflows
             .get(name)
@@ -313,6 +212,17 @@ impl<C: Clock> Executor<C> {
         Ok(Loaded { def, record, heads })
     }
 
+    /// Fails with [`DurableError::RunExists`] when any checkpoint is under `run_id`.
+    pub(super) async fn ensure_new(&self, run_id: &str) -> Result<(), DurableError> {
+        let (heads, _) = self.inner.store.heads(&self.inner.agents, run_id).await?;
+        if heads.values().any(Option::is_some) {
+            return Err(DurableError::RunExists {
+                run_id: run_id.to_owned(),
+            });
+        }
+        Ok(())
+    }
+
     /// Starts a run of `workflow` on `state` under a new run id (a UUIDv7).
     pub async fn start<S: Serialize + ?Sized>(
         &self,
@@ -339,12 +249,7 @@ impl<C: Clock> Executor<C> {
         let state = serde_json::to_value(state).map_err(|e| bad_state(e.to_string()))?;
         (def.validate)(&state).map_err(bad_state)?;
         let claim = self.claim(run_id).await?;
-        let (heads, _) = self.inner.store.heads(&self.inner.agents, run_id).await?;
-        if heads.values().any(Option::is_some) {
-            return Err(DurableError::RunExists {
-                run_id: run_id.to_owned(),
-            });
-        }
+        self.ensure_new(run_id).await?;
         let heads = def.agents.iter().map(|a| (a.clone(), None)).collect();
         let first = def.nodes.first().map(|n| n.name());
         let mut record = RunRecord::new(run_id, &def.name, first, state);
@@ -353,7 +258,7 @@ impl<C: Clock> Executor<C> {
     }
 
     /// Saves `record` first when `save` is set, then drives it.
-    async fn launch(
+    pub(super) async fn launch(
         &self,
         def: Arc<WorkflowDef>,
         record: RunRecord,
@@ -372,9 +277,7 @@ impl<C: Clock> Executor<C> {
             otel.status_code = Empty,
         );
         if save && run.update(&agent, |_| ((), true)).await.is_err() {
-            return Err(run.take_failure().unwrap_or(DurableError::RunExists {
-                run_id: run.run_id.to_string(),
-            }));
+            return Err(run.stop_error());
         }
         let renewal = self.renew_while_running(&claim);
         let result = drive(def, run, self.inner.clock.clone(), claim.stop.clone())
@@ -584,88 +487,6 @@ impl<C: Clock> Executor<C> {
         let Loaded { def, .. } = self.load(run_id).await?;
         self.inner.store.history(&def.agents, run_id).await
     }
-
-    /// Forks `run_id` at its checkpoint `checkpoint` into a new run (a UUIDv7 id): the state
-    /// there, with `patch` applied as a JSON merge patch (RFC 7386), and the effects recorded
-    /// up to there (they replay; later ones run again under the fork's keys). The fork
-    /// records its origin and gets a trace of its own that names the origin's.
-    pub async fn fork(
-        &self,
-        run_id: &str,
-        checkpoint: CheckpointId,
-        patch: Option<Value>,
-    ) -> Result<RunRecord, DurableError> {
-        let new_id = uuid::Uuid::now_v7().to_string();
-        self.fork_with_id(run_id, checkpoint, patch, &new_id).await
-    }
-
-    /// [`fork`](Self::fork) under a chosen id for the new run.
-    pub async fn fork_with_id(
-        &self,
-        run_id: &str,
-        checkpoint: CheckpointId,
-        patch: Option<Value>,
-        new_run_id: &str,
-    ) -> Result<RunRecord, DurableError> {
-        validate_run_id(run_id)?;
-        validate_run_id(new_run_id)?;
-        let foreign = |reason: String| DurableError::ForeignCheckpoint {
-            checkpoint,
-            run_id: run_id.to_owned(),
-            reason,
-        };
-        let meta = self.inner.store.metadata(&checkpoint).await?;
-        if meta.workflow_id != run_id {
-            return Err(foreign(format!("it belongs to run {:?}", meta.workflow_id)));
-        }
-        let workflow = labels(&meta)
-            .map(|l| l.workflow.to_owned())
-            .ok_or_else(|| foreign("it is not a durable run's checkpoint".into()))?;
-        let def = self.workflow(&workflow)?;
-        let mut record = self.inner.store.load(&checkpoint).await?;
-        if record.run_id != run_id || record.workflow != def.name {
-            return Err(foreign(format!(
-                "it holds run {:?} of {:?}",
-                record.run_id, record.workflow
-            )));
-        }
-        if let Some(patch) = patch {
-            merge_patch(&mut record.state, patch);
-            (def.validate)(&record.state).map_err(|reason| DurableError::BadState {
-                workflow: def.name.clone(),
-                reason: format!("after the patch: {reason}"),
-            })?;
-        }
-        let claim = self.claim(new_run_id).await?;
-        let (heads, _) = self
-            .inner
-            .store
-            .heads(&self.inner.agents, new_run_id)
-            .await?;
-        if heads.values().any(Option::is_some) {
-            return Err(DurableError::RunExists {
-                run_id: new_run_id.to_owned(),
-            });
-        }
-        record.origin = Some(Origin {
-            run_id: run_id.to_owned(),
-            checkpoint_id: checkpoint,
-            revision: record.revision,
-            trace_id: std::mem::replace(&mut record.trace_id, new_trace_id()),
-        });
-        record.run_id = new_run_id.to_owned();
-        record.revision = 0;
-        let now = unix_millis();
-        record.timings.created_at_ms = now;
-        record.timings.finished_at_ms = None;
-        if matches!(record.status, RunStatus::Failed | RunStatus::Cancelled) {
-            record.status = RunStatus::Running;
-            record.attempts = 0;
-            record.last_error = None;
-        }
-        let heads = def.agents.iter().map(|a| (a.clone(), None)).collect();
-        self.launch(def, record, heads, claim, true).await
-    }
 }
 
 /// The agent whose id a checkpoint at `position` is saved under.
@@ -674,17 +495,4 @@ fn agent_at(def: &WorkflowDef, position: usize) -> &str {
         .get(position)
         .or(def.nodes.last())
         .map_or("", |node| node.agent())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::merge_patch;
-    use serde_json::json;
-
-    #[test]
-    fn merge_patch_follows_rfc_7386() {
-        let mut target = json!({"a": "b", "c": {"d": "e", "f": "g"}});
-        merge_patch(&mut target, json!({"a": "z", "c": {"f": null}, "n": [1]}));
-        assert_eq!(target, json!({"a": "z", "c": {"d": "e"}, "n": [1]}));
-    }
 }

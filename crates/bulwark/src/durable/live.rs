@@ -107,6 +107,17 @@ impl RunShared {
         }
     }
 
+    /// Why the run stopped on a failed save (the error itself the first time it is asked).
+    pub(crate) fn stop_error(&self) -> DurableError {
+        self.take_failure().unwrap_or_else(|| {
+            DurableError::Checkpoint(crate::checkpoint::CheckpointError::Store(
+                crate::checkpoint::StoreError::Task {
+                    reason: format!("a save of run {:?} failed earlier", self.run_id),
+                },
+            ))
+        })
+    }
+
     /// Why a save failed, once one has.
     pub(crate) fn take_failure(&self) -> Option<DurableError> {
         self.failure

@@ -94,23 +94,26 @@
 //! # }).unwrap();
 //! ```
 
+mod builder;
 mod context;
 mod definition;
 mod drive;
 mod error;
 mod executor;
+mod fork;
 mod lease;
 mod live;
 mod record;
 mod retry;
 mod store;
 
+pub use builder::ExecutorBuilder;
 pub use context::{OnUnknown, Resolution, StepContext, UnknownCheck};
 pub use definition::{
     BoxFuture, BranchFailure, BranchOutcome, FanOut, Join, StepInfo, Workflow, WorkflowInfo,
 };
 pub use error::{DurableError, ErrorClass, MAX_RUN_ID_LEN, StepError};
-pub use executor::{Executor, ExecutorBuilder};
+pub use executor::Executor;
 #[cfg(feature = "postgres")]
 pub use lease::PostgresLeases;
 pub use lease::{Acquired, LeaseError, LeaseStore};
