@@ -398,3 +398,57 @@ async fn invalid_definitions_are_refused_when_the_executor_is_built() {
         "{err}"
     );
 }
+
+#[tokio::test]
+async fn each_drive_of_a_run_opens_a_run_span_with_its_trace_id_and_failed_steps_mark_errors() {
+    use bulwark::telemetry::{TelemetryLayer, TraceStore};
+    use tracing_subscriber::layer::SubscriberExt;
+
+    let store = TraceStore::default();
+    let subscriber = tracing_subscriber::registry().with(TelemetryLayer::new(store.clone()));
+    let _guard = tracing::subscriber::set_default(subscriber);
+
+    let dir = tempfile::tempdir().unwrap();
+    let seen = Arc::new(std::sync::Mutex::new(Vec::new()));
+    let workflow =
+        Workflow::new("ask-then-fail").step("ask", "support", |ctx, o: Order| async move {
+            let _: bool = ctx.interrupt("go?", &o.id).await?;
+            Err::<Order, _>(StepError::fatal("boom"))
+        });
+    let recorded = Arc::clone(&seen);
+    let executor = executor(dir.path(), move |b| {
+        b.workflow(workflow).on_run_span(move |span, record| {
+            assert_eq!(span.metadata().map(|m| m.name()), Some("workflow.run"));
+            recorded.lock().unwrap().push(record.trace_id.clone());
+        })
+    })
+    .await;
+    let waiting = executor
+        .start_with_id("ask-then-fail", "t-1", &order("o", 1))
+        .await
+        .unwrap();
+    let failed = executor.resume("t-1", json!(true)).await.unwrap();
+    assert_eq!(failed.status, RunStatus::Failed);
+    assert_eq!(
+        *seen.lock().unwrap(),
+        [waiting.trace_id.clone(), waiting.trace_id.clone()]
+    );
+    assert_eq!(
+        failed.trace_id, waiting.trace_id,
+        "a resumed run keeps its trace id"
+    );
+
+    let traces = store.recent_traces(&Default::default());
+    let runs: Vec<_> = traces
+        .iter()
+        .filter(|t| t.root_name == "workflow.run")
+        .collect();
+    assert_eq!(runs.len(), 2, "{traces:?}");
+    // Waiting at an interrupt is not an error (the attempt span of a pause was marked ERROR
+    // before this test).
+    assert_eq!(
+        runs.iter().filter(|t| t.has_error).count(),
+        1,
+        "only the failed drive has an error"
+    );
+}

@@ -15,6 +15,10 @@ use super::definition::{Workflow, WorkflowDef};
 use super::error::DurableError;
 use super::executor::Executor;
 use super::lease::{LeaseStore, Leases};
+use super::record::RunRecord;
+
+/// See [`ExecutorBuilder::on_run_span`].
+pub(crate) type RunSpanHook = Arc<dyn Fn(&tracing::Span, &RunRecord) + Send + Sync>;
 
 /// Builds an [`Executor`].
 pub struct ExecutorBuilder<C> {
@@ -22,6 +26,7 @@ pub struct ExecutorBuilder<C> {
     clock: C,
     workflows: Vec<Result<WorkflowDef, DurableError>>,
     leases: Option<Leases>,
+    span_hook: Option<RunSpanHook>,
 }
 
 impl<C: Clock> fmt::Debug for ExecutorBuilder<C> {
@@ -40,7 +45,20 @@ impl<C: Clock> ExecutorBuilder<C> {
             clock,
             workflows: self.workflows,
             leases: self.leases,
+            span_hook: self.span_hook,
         }
+    }
+
+    /// Calls `hook` on each `workflow.run` span as it opens, with the run's record: where a
+    /// service that uses `bulwark::telemetry` makes the span continue the run's trace (e.g.
+    /// `SpanExt::set_parent` with the record's `trace_id`), which this module cannot do
+    /// without importing telemetry.
+    pub fn on_run_span(
+        mut self,
+        hook: impl Fn(&tracing::Span, &RunRecord) + Send + Sync + 'static,
+    ) -> Self {
+        self.span_hook = Some(Arc::new(hook));
+        self
     }
 
     /// Drives a run only under its lease in `store`, held as `owner` (this replica's name,
@@ -90,6 +108,7 @@ impl<C: Clock> ExecutorBuilder<C> {
             workflows,
             agents,
             self.leases,
+            self.span_hook,
         ))
     }
 }
@@ -102,6 +121,7 @@ impl Executor<MonotonicClock> {
             clock: MonotonicClock::new(),
             workflows: Vec::new(),
             leases: None,
+            span_hook: None,
         }
     }
 }

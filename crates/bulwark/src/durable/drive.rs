@@ -377,10 +377,12 @@ impl<C: Clock> Attempts<C> {
                 Ok(value) => return Outcome::Done(value),
                 Err(error) => error,
             };
-            mark_error(&span, &error);
             if error.class == ErrorClass::Pause {
+                // Waiting for a person is not a failure of the attempt.
+                tracing::info!(parent: &span, reason = %error, "step paused");
                 return Outcome::Paused(error);
             }
+            mark_error(&span, &error);
             failed += 1;
             // Fixed before anything else waits, so the retry is due a fixed time after the failure.
             let delay = self.policy.retry.delay(failed, error.retry_after);

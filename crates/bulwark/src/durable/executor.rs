@@ -13,6 +13,7 @@ use tracing::field::Empty;
 use crate::checkpoint::StateCheckpointManager;
 use crate::clock::{Clock, MonotonicClock};
 
+use super::builder::RunSpanHook;
 use super::context::Resolution;
 use super::definition::{WorkflowDef, WorkflowInfo};
 use super::drive::{Stop, drive};
@@ -41,6 +42,7 @@ pub(super) struct Inner<C> {
     agents: Vec<String>,
     inflight: Mutex<HashMap<String, Inflight>>,
     leases: Option<Leases>,
+    span_hook: Option<RunSpanHook>,
 }
 
 struct Inflight {
@@ -106,6 +108,7 @@ impl<C: Clock> Executor<C> {
         workflows: BTreeMap<String, Arc<WorkflowDef>>,
         agents: Vec<String>,
         leases: Option<Leases>,
+        span_hook: Option<RunSpanHook>,
     ) -> Self {
         Self {
             inner: Arc::new(Inner {
@@ -115,6 +118,7 @@ impl<C: Clock> Executor<C> {
                 agents,
                 inflight: Mutex::new(HashMap::new()),
                 leases,
+                span_hook,
             }),
         }
     }
@@ -267,15 +271,19 @@ impl<C: Clock> Executor<C> {
         save: bool,
     ) -> Result<RunRecord, DurableError> {
         let agent = agent_at(&def, record.position).to_owned();
-        let run = RunShared::new(self.inner.store.clone(), record, heads);
         let span = tracing::info_span!(
             "workflow.run",
-            run.id = %run.run_id,
+            run.id = %record.run_id,
             workflow.name = %def.name,
-            workflow.trace_id = %run.trace_id,
+            workflow.trace_id = %record.trace_id,
+            workflow.origin_trace_id = record.origin.as_ref().map(|o| o.trace_id.as_str()),
             workflow.status = Empty,
             otel.status_code = Empty,
         );
+        if let Some(hook) = &self.inner.span_hook {
+            hook(&span, &record);
+        }
+        let run = RunShared::new(self.inner.store.clone(), record, heads);
         if save && run.update(&agent, |_| ((), true)).await.is_err() {
             return Err(run.stop_error());
         }

@@ -49,7 +49,9 @@
 //! **Trace.** Each drive of a run is a `workflow.run` span carrying the run's trace id (kept
 //! in the record across resumes; a fork records its origin's) with `workflow.step` and
 //! `workflow.attempt` spans below; failures set `otel.status_code = "ERROR"` and emit an
-//! ERROR event, which the telemetry layer records as an `exception`.
+//! ERROR event, which the telemetry layer records as an `exception` (a pause is not an
+//! error). [`ExecutorBuilder::on_run_span`] hands each run span and record to a hook, where a
+//! service using `bulwark::telemetry` can make the span continue the run's trace.
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
