@@ -8,6 +8,7 @@
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
 //! | [`breaker`] | circuit breakers: [`CircuitBreaker`](breaker::CircuitBreaker) with strict half-open admission, a registry, listeners, a tower layer |
 //! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), filesystem and PostgreSQL stores |
+//! | [`durable`] | durable agent workflows on checkpoints: steps and fan-outs, memoized effects with an idempotency key, interrupts, retries and timeouts, cancel, fork |
 //! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer, a Redis backend |
 //! | [`telemetry`] | W3C-id spans from `tracing` in a bounded [`TraceStore`](telemetry::TraceStore), `traceparent` propagation, a metrics registry (Prometheus text, JSON), OTLP export |
 //!
@@ -33,6 +34,7 @@ pub mod breaker;
 pub mod bulkhead;
 pub mod checkpoint;
 pub mod clock;
+pub mod durable;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod retry;
