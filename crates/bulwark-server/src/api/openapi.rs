@@ -139,28 +139,24 @@ impl Contract {
         }
     }
 
-    /// The retention policy, when the cleanup annotation names only an object.
+    /// The retention policy the cleanup handler really takes: every rule optional (none means
+    /// the configured policy), `null` the same as absent, counts at least 1, no other fields.
     fn cleanup_body(operation: &mut serde_json::Value) {
         let Some(schema) = operation.pointer_mut("/requestBody/content/application~1json/schema")
         else {
             return;
         };
-        let bare = schema.get("properties").is_none() && schema.get("$ref").is_none();
-        if !bare {
-            return;
-        }
-        // The handler needs one of keep_last, max_age, max_total_bytes; fuzzers do not
-        // honour `anyOf` of `required`, so the document asks for keep_last, a narrower but
-        // true contract.
+        let count =
+            serde_json::json!({"type": ["integer", "null"], "minimum": 1, "maximum": u64::MAX});
         *schema = serde_json::json!({
             "type": "object",
             "additionalProperties": false,
-            "required": ["keep_last"],
             "properties": {
-                "keep_last": unsigned(),
-                "max_age": {"type": "string", "pattern": MAX_AGE_PATTERN},
-                "max_total_bytes": unsigned(),
-                "dry_run": {"type": "boolean"},
+                "keep_last": count,
+                "max_checkpoints": count,
+                "max_age": {"type": ["string", "null"], "pattern": MAX_AGE_PATTERN},
+                "max_total_bytes": {"type": ["integer", "null"], "minimum": 0, "maximum": u64::MAX},
+                "dry_run": {"type": ["boolean", "null"]},
             },
         });
     }
