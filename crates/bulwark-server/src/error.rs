@@ -5,8 +5,6 @@
 //! [`json_errors`] rewrites any other 4xx/5xx a layer produces, so no client ever sees a
 //! plain-text error.
 
-use std::time::Duration;
-
 use axum::Json;
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
@@ -46,12 +44,10 @@ pub enum ApiError {
         /// Why.
         message: String,
     },
-    /// Too many requests for this key; retry after the given time.
-    #[error("rate limited; retry after {} ms", .retry_after.as_millis())]
-    RateLimited {
-        /// When a retry can pass.
-        retry_after: Duration,
-    },
+    /// Too many requests for this key; the refusal says when a retry can pass. Answered with
+    /// `Retry-After` and the `RateLimit-*` headers the rate-limit layer sends.
+    #[error("rate limited; retry after {} ms", .0.retry_after.as_millis())]
+    RateLimited(bulwark::ratelimit::RateLimited),
     /// The request conflicts with the current state of the resource.
     #[error("{0}")]
     Conflict(String),
@@ -100,7 +96,7 @@ impl ApiError {
             }
             Self::Unauthorized(_) => (StatusCode::UNAUTHORIZED, "unauthorized"),
             Self::Forbidden { code, .. } => (StatusCode::FORBIDDEN, code),
-            Self::RateLimited { .. } => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
+            Self::RateLimited(_) => (StatusCode::TOO_MANY_REQUESTS, "rate_limited"),
             Self::Conflict(_) => (StatusCode::CONFLICT, "conflict"),
             Self::Unavailable(_) => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
             Self::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal"),
@@ -139,11 +135,8 @@ impl IntoResponse for ApiError {
         }
         let mut response = body(status, code, self.to_string());
         match &self {
-            Self::RateLimited { retry_after } => {
-                let seconds = retry_after.as_secs() + u64::from(retry_after.subsec_nanos() > 0);
-                response
-                    .headers_mut()
-                    .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+            Self::RateLimited(limited) => {
+                bulwark::ratelimit::layer::insert_refusal_headers(response.headers_mut(), limited);
             }
             Self::Unauthorized(_) => {
                 response

@@ -105,6 +105,13 @@ async fn the_workflow_rate_limit_is_per_run_id_and_answers_429_with_retry_after(
         .parse()
         .unwrap();
     assert!((1..=30).contains(&retry_after), "{retry_after}");
+    // Issue 11 defect 9: the server's own 429 carries the headers the rate-limit layer sends.
+    assert_eq!(reply.headers["ratelimit-limit"], "2");
+    assert_eq!(reply.headers["ratelimit-remaining"], "0");
+    assert_eq!(
+        reply.headers["ratelimit-reset"].to_str().unwrap(),
+        retry_after.to_string()
+    );
     let reply = app.call("POST", "/api/workflows/other/execute").await;
     assert_eq!(
         reply.status,

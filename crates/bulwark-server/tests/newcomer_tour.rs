@@ -292,3 +292,17 @@ fn the_readme_tour_answers_as_the_readme_says() {
         "this test walks requests the README's tour does not show: {unlisted:?}"
     );
 }
+
+/// The README's `bulwark.toml` example is a config the server accepts as written.
+#[test]
+fn the_readmes_config_example_is_a_valid_config() {
+    let readme = include_str!("../../../README.md");
+    let start = readme
+        .find("```toml\n# bulwark.toml")
+        .expect("the README shows a bulwark.toml");
+    let body = &readme[start + "```toml\n".len()..];
+    let example = &body[..body.find("```").expect("the block ends")];
+    let config = bulwark_server::config::Config::from_toml(example, "README.md".as_ref())
+        .unwrap_or_else(|error| panic!("the README's config is refused: {error}"));
+    assert_eq!(config.checkpoints.retention.keep_last, Some(50));
+}

@@ -65,9 +65,7 @@ pub(crate) async fn execute(
     match state.workflow_limiter().check(&workflow_id, 1).await {
         Ok(_) => {}
         Err(RateLimitError::Limited(limited)) => {
-            return Err(ApiError::RateLimited {
-                retry_after: limited.retry_after,
-            });
+            return Err(ApiError::RateLimited(limited));
         }
         Err(RateLimitError::Unavailable(reason)) => {
             return Err(ApiError::Unavailable(format!(

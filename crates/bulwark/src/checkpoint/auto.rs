@@ -95,8 +95,14 @@ impl AutoCheckpointer<MonotonicClock> {
 }
 
 impl<C: Clock> AutoCheckpointer<C> {
-    /// Also checkpoints when `interval` has passed since the last save (checked on each
-    /// [`maybe_checkpoint`](Self::maybe_checkpoint)).
+    /// Also checkpoints when `interval` has passed since the last save.
+    ///
+    /// The interval is checked only inside [`maybe_checkpoint`](Self::maybe_checkpoint): there
+    /// is no timer, so an agent that stops calling it (idle, or blocked in a long call) saves
+    /// nothing until its next call, however long that takes. Call
+    /// [`force_checkpoint`](Self::force_checkpoint) before a long wait, or from your own timer
+    /// (e.g. a `tokio::time::interval` in the task that owns the checkpointer), when the state
+    /// must be saved on time.
     pub fn with_time_interval(mut self, interval: Duration) -> Self {
         self.time_interval = Some(interval);
         self

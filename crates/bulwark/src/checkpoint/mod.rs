@@ -7,8 +7,8 @@
 //! several frames, each with a checksum of its content. The [`FsStore`] makes it durable
 //! before the save returns: temp file, `fdatasync`, `rename`, `fsync` of the folder. A load
 //! checks the CRC, the lengths and the content (by the zstd frames' checksums or the
-//! encryption's tag when present, otherwise by the SHA-256; `verify` always checks the
-//! SHA-256), so a damaged checkpoint is a typed [`CheckpointError::Corrupt`] naming it, never
+//! encryption's tag when present, otherwise by the SHA-256; `verify`, "latest" and every load
+//! of a manager built with `verify_on_load(true)` check the SHA-256), so a damaged checkpoint is a typed [`CheckpointError::Corrupt`] naming it, never
 //! a wrong state. Ids are UUIDv7 ([`CheckpointId`]) and sort by time; "latest" walks a workflow's
 //! checkpoints newest first and skips the corrupt ones.
 //!

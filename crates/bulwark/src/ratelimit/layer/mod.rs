@@ -4,4 +4,4 @@ mod key;
 mod service;
 
 pub use key::{GlobalKey, HeaderKey, KeyExtractor, KeyFn, PeerIp, RequestParts, key_fn};
-pub use service::{RateLimit, RateLimitLayer, ResponseFuture};
+pub use service::{RateLimit, RateLimitLayer, ResponseFuture, insert_refusal_headers};

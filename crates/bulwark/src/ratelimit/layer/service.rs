@@ -281,19 +281,35 @@ fn refusal<B: From<String>>(error: &RateLimitError) -> Response<B> {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    if let RateLimitError::Limited(RateLimited {
-        retry_after,
-        available,
-        capacity,
-        ..
-    }) = error
-    {
-        headers.insert(RETRY_AFTER, seconds(*retry_after));
-        headers.insert(RATELIMIT_LIMIT, HeaderValue::from(*capacity));
-        headers.insert(RATELIMIT_REMAINING, HeaderValue::from(*available));
-        headers.insert(RATELIMIT_RESET, seconds(*retry_after));
+    if let RateLimitError::Limited(limited) = error {
+        insert_refusal_headers(headers, limited);
     }
     response
+}
+
+/// Writes the headers of a refused request — `Retry-After`, `RateLimit-Limit`,
+/// `RateLimit-Remaining` and `RateLimit-Reset` (whole seconds, rounded up) — so that a service
+/// answering its own 429 sends what [`RateLimitLayer`] sends.
+///
+/// ```
+/// use bulwark::ratelimit::{RateLimitConfig, RateLimitError, RateLimiter};
+/// use bulwark::ratelimit::layer::insert_refusal_headers;
+///
+/// let limiter = RateLimiter::new(RateLimitConfig::per_minute(1))?;
+/// limiter.check(1)?;
+/// let Err(RateLimitError::Limited(limited)) = limiter.check(1) else { unreachable!() };
+/// let mut headers = http::HeaderMap::new();
+/// insert_refusal_headers(&mut headers, &limited);
+/// assert_eq!(headers["ratelimit-limit"], "1");
+/// assert_eq!(headers["ratelimit-remaining"], "0");
+/// assert!(headers.contains_key("retry-after"));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+pub fn insert_refusal_headers(headers: &mut http::HeaderMap, limited: &RateLimited) {
+    headers.insert(RETRY_AFTER, seconds(limited.retry_after));
+    headers.insert(RATELIMIT_LIMIT, HeaderValue::from(limited.capacity));
+    headers.insert(RATELIMIT_REMAINING, HeaderValue::from(limited.available));
+    headers.insert(RATELIMIT_RESET, seconds(limited.retry_after));
 }
 
 /// Whole seconds, rounded up, as HTTP's delta-seconds.
