@@ -58,7 +58,7 @@ fn require_object(bytes: &[u8]) -> Result<(), ApiError> {
 /// only because a whole number is written with a fraction is read again with such numbers as
 /// integers; any other failure is the first parse's error (which names the field, and refuses
 /// duplicate keys).
-fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub(crate) fn parse_body<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
     require_object(bytes)?;
     let error = match axum::Json::<T>::from_bytes(bytes) {
         Ok(axum::Json(value)) => return Ok(value),

@@ -345,23 +345,14 @@ fn parse_cleanup_body(headers: &HeaderMap, body: &[u8]) -> Result<CleanupRequest
     if body.iter().all(u8::is_ascii_whitespace) {
         return Ok(CleanupRequest::default());
     }
-    let json = headers
+    if !headers
         .get(header::CONTENT_TYPE)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.split(';').next())
-        .is_some_and(|essence| essence.trim().eq_ignore_ascii_case("application/json"));
-    if !json {
+        .is_some_and(crate::extract::is_json_content_type)
+    {
         return Err(ApiError::UnsupportedMediaType);
     }
-    let value: serde_json::Value = serde_json::from_slice(body)
-        .map_err(|error| ApiError::InvalidJson(format!("invalid JSON body: {error}")))?;
-    if !value.is_object() {
-        return Err(ApiError::InvalidJson(
-            "the cleanup body must be a JSON object".into(),
-        ));
-    }
-    serde_json::from_value(value)
-        .map_err(|error| ApiError::InvalidJson(format!("invalid cleanup body: {error}")))
+    // The shared parser: objects only, known fields only, whole floats read as integers.
+    crate::extract::parse_body(body)
 }
 
 /// 200 when every removal succeeded, 207 when some failed, 503 when all failed.
@@ -441,6 +432,9 @@ mod tests {
         assert_eq!(code(&json, "0"), "invalid_json");
         assert_eq!(code(&json, "null"), "invalid_json");
         assert_eq!(code(&json, r#"{"dry_run": true}"#), "ok");
+        // JSON Schema counts 1.0 as an integer; the fuzzer sends such counts.
+        assert_eq!(code(&json, r#"{"keep_last": 830911.0}"#), "ok");
+        assert_eq!(code(&json, r#"{"keep_last": 1.5}"#), "invalid_json");
         assert_eq!(code(&HeaderMap::new(), ""), "ok");
         assert_eq!(code(&HeaderMap::new(), "{}"), "unsupported_media_type");
         let mut jsonp = HeaderMap::new();
