@@ -342,7 +342,8 @@ pub(crate) async fn cleanup(
 /// and known fields only (issue 12 defect 3). A derived struct would also read a JSON array
 /// positionally (`[0]` as `keep_last: 0`), so the shape is checked first.
 fn parse_cleanup_body(headers: &HeaderMap, body: &[u8]) -> Result<CleanupRequest, ApiError> {
-    if body.iter().all(u8::is_ascii_whitespace) {
+    // Only a body of no bytes is "no body"; blank text with a JSON type is not JSON.
+    if body.is_empty() {
         return Ok(CleanupRequest::default());
     }
     if !headers
@@ -436,6 +437,7 @@ mod tests {
         assert_eq!(code(&json, r#"{"keep_last": 830911.0}"#), "ok");
         assert_eq!(code(&json, r#"{"keep_last": 1.5}"#), "invalid_json");
         assert_eq!(code(&HeaderMap::new(), ""), "ok");
+        assert_eq!(code(&json, "\n"), "invalid_json");
         assert_eq!(code(&HeaderMap::new(), "{}"), "unsupported_media_type");
         let mut jsonp = HeaderMap::new();
         jsonp.insert(header::CONTENT_TYPE, "application/jsonp".parse().unwrap());
