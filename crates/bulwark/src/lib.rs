@@ -1,16 +1,21 @@
 //! # Bulwark
 //!
 //! Hardening for the backends that run multi-agent (LLM agent) systems: token-bucket rate
-//! limiting, circuit breaking, durable state checkpoints and telemetry, each usable alone.
+//! limiting, circuit breaking, retries, timeouts, bulkheads, durable state checkpoints and
+//! telemetry, each usable alone; a resilience pipeline and durable workflows compose them.
 //!
 //! | module | what it gives |
 //! |---|---|
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
 //! | [`breaker`] | circuit breakers: [`CircuitBreaker`](breaker::CircuitBreaker) with strict half-open admission, a registry, listeners, a tower layer |
+//! | [`bulkhead`] | at most N calls at once: [`Bulkhead`](bulkhead::Bulkhead) with an optional bounded queue and max wait, keyed bulkheads with idle keys evicted |
 //! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), filesystem and PostgreSQL stores |
 //! | [`durable`] | durable agent workflows on checkpoints: steps and fan-outs, memoized effects with an idempotency key, interrupts, retries and timeouts, cancel, fork |
+//! | [`pipeline`] | the resilience pipeline: [`ResiliencePipeline`](pipeline::ResiliencePipeline) composing limiter, bulkhead, timeouts, retry, breaker and fallback outer to inner, from code or a TOML config by name, as a tower layer |
 //! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer, a Redis backend |
+//! | [`retry`] | retries with capped backoff (constant, linear, exponential, AWS jitter), `retry_after` honoured, a shared retry budget |
 //! | [`telemetry`] | W3C-id spans from `tracing` in a bounded [`TraceStore`](telemetry::TraceStore), `traceparent` propagation, a metrics registry (Prometheus text, JSON), OTLP export |
+//! | [`timeout`] | per-attempt and overall timeouts on the clock; the inner future is dropped on expiry |
 //!
 //! ## Feature flags
 //!
