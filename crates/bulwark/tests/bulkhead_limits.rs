@@ -28,12 +28,11 @@ async fn concurrency_never_exceeds_the_limit_under_random_cancellation() {
         tasks.push(tokio::spawn(async move {
             let _ = bulkhead
                 .run(async {
-                    let now = running.fetch_add(1, Ordering::SeqCst) + 1;
-                    peak.fetch_max(now, Ordering::SeqCst);
+                    // Counted down on drop too: an aborted call leaves the count with its slot.
+                    let _running = Running::enter(&running, &peak);
                     for _ in 0..(i % 7) {
                         tokio::task::yield_now().await;
                     }
-                    running.fetch_sub(1, Ordering::SeqCst);
                 })
                 .await;
         }));
@@ -177,4 +176,21 @@ fn keyed_bulkheads_are_separate_and_idle_keys_are_evicted() {
     );
     drop(busy);
     assert!(keyed.try_acquire(&0).is_ok());
+}
+
+/// One call inside the bulkhead, counted while it lives (however it ends).
+struct Running<'a>(&'a AtomicU32);
+
+impl<'a> Running<'a> {
+    fn enter(running: &'a AtomicU32, peak: &AtomicU32) -> Self {
+        let now = running.fetch_add(1, Ordering::SeqCst) + 1;
+        peak.fetch_max(now, Ordering::SeqCst);
+        Self(running)
+    }
+}
+
+impl Drop for Running<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
 }
