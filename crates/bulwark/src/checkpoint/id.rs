@@ -36,6 +36,43 @@ impl CheckpointId {
         Self(Uuid::now_v7())
     }
 
+    /// A fresh id that sorts after `previous`: the current time's id, or, when that does not
+    /// sort after `previous` (two processes within one millisecond, where UUIDv7's random
+    /// bits decide the order, or a clock that stepped back), `previous` plus one in its
+    /// random bits. A workflow's newest checkpoint is the one with the greatest id, so a new
+    /// checkpoint must sort after the one it extends.
+    ///
+    /// ```
+    /// use bulwark::checkpoint::CheckpointId;
+    ///
+    /// let first = CheckpointId::new();
+    /// let second = CheckpointId::new_after(Some(&first));
+    /// assert!(second > first);
+    /// assert!(CheckpointId::new_after(Some(&second)) > second);
+    /// ```
+    pub fn new_after(previous: Option<&CheckpointId>) -> Self {
+        let fresh = Self::new();
+        match previous {
+            Some(previous) if fresh <= *previous => previous.successor(),
+            _ => fresh,
+        }
+    }
+
+    /// The smallest UUIDv7 greater than this one: one more in the 62 random bits after the
+    /// variant, or, in the (2^-62) case that they are all ones, the next millisecond.
+    fn successor(&self) -> Self {
+        const RAND_B: u128 = (1 << 62) - 1;
+        let value = self.0.as_u128();
+        if value & RAND_B != RAND_B {
+            return Self(Uuid::from_u128(value + 1));
+        }
+        let millis = (value >> 80) + 1;
+        // Version 7 in bits 76..80, variant 0b10 in bits 62..64, random parts zero.
+        Self(Uuid::from_u128(
+            ((millis & ((1 << 48) - 1)) << 80) | (0x7 << 76) | (0b10 << 62),
+        ))
+    }
+
     /// The id's 128 bits.
     pub fn as_uuid(&self) -> &Uuid {
         &self.0
@@ -138,6 +175,34 @@ impl<'de> Deserialize<'de> for CheckpointId {
 mod tests {
     #![allow(clippy::unwrap_used, clippy::expect_used)]
     use super::*;
+
+    #[test]
+    fn an_id_made_after_another_sorts_after_it_and_stays_a_v7_id() {
+        let far_future = CheckpointId::from_uuid(Uuid::from_u128(
+            (0xFFFF_FFFF_FFF0_u128 << 80) | (0x7 << 76) | (0b10 << 62) | 5,
+        ))
+        .unwrap();
+        let next = CheckpointId::new_after(Some(&far_future));
+        assert!(next > far_future);
+        assert_eq!(next.as_uuid().get_version_num(), 7);
+        assert_eq!(next.to_string().parse::<CheckpointId>().unwrap(), next);
+        // All random bits set: the successor moves to the next millisecond.
+        let full = CheckpointId::from_uuid(Uuid::from_u128(
+            (0xFFFF_FFFF_FFF0_u128 << 80) | (0x7 << 76) | (0b10 << 62) | ((1 << 62) - 1),
+        ))
+        .unwrap();
+        let next = CheckpointId::new_after(Some(&full));
+        assert!(next > full);
+        assert_eq!(next.as_uuid().get_version_num(), 7);
+        assert_eq!(next.as_uuid().get_variant(), uuid::Variant::RFC4122);
+        assert_eq!(
+            next.timestamp().duration_since(full.timestamp()).unwrap(),
+            Duration::from_millis(1)
+        );
+        // An older previous id does not hold the new one back.
+        let old = CheckpointId::new();
+        assert!(CheckpointId::new_after(Some(&old)) > old);
+    }
 
     #[test]
     fn ids_made_in_sequence_sort_in_sequence() {

@@ -38,6 +38,8 @@ struct SaveJob {
 struct Place {
     parent_id: Option<CheckpointId>,
     sequence: u64,
+    /// The greatest id the new one must sort after: the workflow's newest and the parent.
+    after: Option<CheckpointId>,
     /// `Some` when the save is fenced: the newest checkpoint it expects.
     fence: Option<Option<CheckpointId>>,
 }
@@ -78,6 +80,7 @@ impl SaveJob {
         Ok(Place {
             parent_id,
             sequence: newest.map_or(1, |m| m.sequence.saturating_add(1)),
+            after: actual.max(parent_id),
             fence: match self.options.parent {
                 Parent::Expect(expected) => Some(expected),
                 _ => None,
@@ -88,7 +91,9 @@ impl SaveJob {
     /// Encodes the state and checks it against the size budget.
     fn encode(&mut self, place: &Place) -> Result<Encoded, CheckpointError> {
         let new = NewCheckpoint {
-            id: CheckpointId::new(),
+            // After the newest: ids are what orders a workflow's history, and UUIDv7 alone
+            // orders two processes' ids within one millisecond at random.
+            id: CheckpointId::new_after(place.after.as_ref()),
             agent_id: &self.agent_id,
             workflow_id: &self.workflow_id,
             sequence: place.sequence,
