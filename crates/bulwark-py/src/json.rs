@@ -1,0 +1,205 @@
+//! Python values to JSON bytes and back, for checkpoint states.
+//!
+//! A state is what `json.dumps` takes without options and gives back equal: `dict` with `str`
+//! keys, `list` (and `tuple`, which comes back as a list), `str`, `int` within 64 bits, finite
+//! `float`, `bool` and `None`. Anything else is refused with a `TypeError` or `ValueError`
+//! naming the path of the offending value (`state["steps"][3]`), before anything is written.
+//! Nesting is capped ([`MAX_DEPTH`]) so a list that contains itself is an error, not a stack
+//! overflow.
+
+use pyo3::exceptions::{PyTypeError, PyValueError};
+use pyo3::prelude::*;
+use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde::ser::{Error as _, SerializeMap, SerializeSeq};
+use serde::{Serialize, Serializer};
+use serde_json::Value;
+
+/// The deepest nesting a state may have: below serde_json's reading limit (128), so every
+/// state that saves also loads.
+pub(crate) const MAX_DEPTH: usize = 100;
+
+/// Serializes `value` to JSON bytes, or says why it is not a JSON state.
+pub(crate) fn to_json(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
+    let mut out = Vec::with_capacity(256);
+    let walk = Walk {
+        value,
+        depth: 0,
+        path: &Path::Root,
+    };
+    match serde_json::to_writer(&mut out, &walk) {
+        Ok(()) => Ok(out),
+        Err(e) => {
+            let message = e.to_string();
+            Err(match message.strip_prefix("type:") {
+                Some(rest) => {
+                    PyTypeError::new_err(format!("state is not JSON-serializable: {rest}"))
+                }
+                None => PyValueError::new_err(format!("state is not JSON-serializable: {message}")),
+            })
+        }
+    }
+}
+
+/// Builds Python objects from a parsed JSON value.
+pub(crate) fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
+    Ok(match value {
+        Value::Null => py.None(),
+        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
+        Value::Number(n) => {
+            if let Some(i) = n.as_i64() {
+                i.into_pyobject(py)?.into_any().unbind()
+            } else if let Some(u) = n.as_u64() {
+                u.into_pyobject(py)?.into_any().unbind()
+            } else {
+                n.as_f64()
+                    .unwrap_or(f64::NAN)
+                    .into_pyobject(py)?
+                    .into_any()
+                    .unbind()
+            }
+        }
+        Value::String(s) => PyString::new(py, s).into_any().unbind(),
+        Value::Array(items) => {
+            let list = PyList::empty(py);
+            for item in items {
+                list.append(to_python(py, item)?)?;
+            }
+            list.into_any().unbind()
+        }
+        Value::Object(map) => {
+            let dict = PyDict::new(py);
+            for (k, v) in map {
+                dict.set_item(k, to_python(py, v)?)?;
+            }
+            dict.into_any().unbind()
+        }
+    })
+}
+
+enum Path<'a> {
+    Root,
+    Key(&'a Path<'a>, String),
+    Index(&'a Path<'a>, usize),
+}
+
+impl std::fmt::Display for Path<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Root => f.write_str("state"),
+            Self::Key(parent, key) => write!(f, "{parent}[{key:?}]"),
+            Self::Index(parent, i) => write!(f, "{parent}[{i}]"),
+        }
+    }
+}
+
+struct Walk<'a, 'py> {
+    value: &'a Bound<'py, PyAny>,
+    depth: usize,
+    path: &'a Path<'a>,
+}
+
+impl Serialize for Walk<'_, '_> {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        let v = self.value;
+        if v.is_none() {
+            return s.serialize_unit();
+        }
+        if let Ok(text) = v.cast::<PyString>() {
+            let text = text
+                .to_cow()
+                .map_err(|e| S::Error::custom(format!("{}: {e}", self.path)))?;
+            return s.serialize_str(&text);
+        }
+        if let Ok(b) = v.cast::<PyBool>() {
+            return s.serialize_bool(b.is_true());
+        }
+        if v.cast::<PyInt>().is_ok() {
+            if let Ok(i) = v.extract::<i64>() {
+                return s.serialize_i64(i);
+            }
+            if let Ok(u) = v.extract::<u64>() {
+                return s.serialize_u64(u);
+            }
+            return Err(S::Error::custom(format!(
+                "{}: the integer does not fit in 64 bits",
+                self.path
+            )));
+        }
+        if let Ok(f) = v.cast::<PyFloat>() {
+            let f = f.value();
+            if !f.is_finite() {
+                return Err(S::Error::custom(format!(
+                    "{}: {f} is not a JSON number",
+                    self.path
+                )));
+            }
+            return s.serialize_f64(f);
+        }
+        if self.depth >= MAX_DEPTH {
+            return Err(S::Error::custom(format!(
+                "{}: nested deeper than {MAX_DEPTH} levels (does it contain itself?)",
+                self.path
+            )));
+        }
+        if let Ok(dict) = v.cast::<PyDict>() {
+            let mut map = s.serialize_map(Some(dict.len()))?;
+            for (key, item) in dict.iter() {
+                let Ok(key) = key.cast::<PyString>() else {
+                    let type_name = type_name(&key);
+                    return Err(S::Error::custom(format!(
+                        "type:{}: a key of type {type_name} (only str keys round-trip)",
+                        self.path
+                    )));
+                };
+                let key = key
+                    .to_cow()
+                    .map_err(|e| S::Error::custom(format!("{}: {e}", self.path)))?;
+                let path = Path::Key(self.path, key.to_string());
+                map.serialize_entry(
+                    &*key,
+                    &Walk {
+                        value: &item,
+                        depth: self.depth + 1,
+                        path: &path,
+                    },
+                )?;
+            }
+            return map.end();
+        }
+        if let Ok(list) = v.cast::<PyList>() {
+            let mut seq = s.serialize_seq(Some(list.len()))?;
+            for (i, item) in list.iter().enumerate() {
+                let path = Path::Index(self.path, i);
+                seq.serialize_element(&Walk {
+                    value: &item,
+                    depth: self.depth + 1,
+                    path: &path,
+                })?;
+            }
+            return seq.end();
+        }
+        if let Ok(tuple) = v.cast::<PyTuple>() {
+            let mut seq = s.serialize_seq(Some(tuple.len()))?;
+            for (i, item) in tuple.iter().enumerate() {
+                let path = Path::Index(self.path, i);
+                seq.serialize_element(&Walk {
+                    value: &item,
+                    depth: self.depth + 1,
+                    path: &path,
+                })?;
+            }
+            return seq.end();
+        }
+        Err(S::Error::custom(format!(
+            "type:{}: a value of type {}",
+            self.path,
+            type_name(v)
+        )))
+    }
+}
+
+fn type_name(v: &Bound<'_, PyAny>) -> String {
+    v.get_type()
+        .name()
+        .map_or_else(|_| "?".to_owned(), |n| n.to_string())
+}
