@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: starts the services the tests need when they are not running,
-# then runs every test (nextest) and every doc test.
+# then runs every test (nextest), every doc test and the Python package's pytest suite.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -26,3 +26,5 @@ export BULWARK_SHIPPED_BIN
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
 source scripts/schemathesis.sh && run_schemathesis
 cargo test --workspace --all-features --doc
+# The Python package: its wheel (maturin, into the project's venv) and its pytest suite.
+bash scripts/python.sh

@@ -91,7 +91,7 @@ def circuit_breaker(
         else:
             call = breaker.call
 
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
                 return call(fn, *args, **kwargs)
 
         functools.update_wrapper(wrapper, fn)

@@ -80,14 +80,14 @@ def rate_limit(
         elif wait:
             acquire = limiter.acquire
 
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
                 acquire(tokens, max_wait)
                 return fn(*args, **kwargs)
 
         else:
             check = limiter.check
 
-            def wrapper(*args: Any, **kwargs: Any) -> Any:
+            def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
                 check(tokens)
                 return fn(*args, **kwargs)
 

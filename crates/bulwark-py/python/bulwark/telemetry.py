@@ -125,7 +125,7 @@ def _wrap(fn: F, name: str, attributes: Optional[Dict[str, Any]]) -> F:
 
     else:
 
-        def wrapper(*args: Any, **kwargs: Any) -> Any:
+        def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
             s = _start(name, attributes, _current.get())
             token = _current.set(s)
             try:
