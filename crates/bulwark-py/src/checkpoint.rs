@@ -4,6 +4,7 @@
 //! everything else (SHA-256, compression, write, fsync, rename; on load: read, verify,
 //! decompress, parse), and takes it back only to build the Python result.
 
+use std::future::Future;
 use std::path::PathBuf;
 use std::str::FromStr;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,9 +25,13 @@ fn parse_id(id: &str) -> PyResult<CheckpointId> {
     CheckpointId::from_str(id).map_err(|e| PyValueError::new_err(e.to_string()))
 }
 
-fn raw(bytes: Vec<u8>) -> PyResult<Box<RawValue>> {
-    let text = String::from_utf8(bytes).map_err(|e| PyValueError::new_err(e.to_string()))?;
-    RawValue::from_string(text).map_err(|e| PyValueError::new_err(e.to_string()))
+/// The JSON bytes `json::to_json` wrote, as a value the manager serializes unchanged.
+fn raw(bytes: Vec<u8>) -> Result<Box<RawValue>, ck::CheckpointError> {
+    let text = String::from_utf8(bytes).map_err(|e| ck::CheckpointError::InvalidInput {
+        what: "state",
+        reason: e.to_string(),
+    })?;
+    RawValue::from_string(text).map_err(ck::CheckpointError::Serialize)
 }
 
 fn to_py<T: Serialize>(py: Python<'_>, value: &T) -> PyResult<Py<PyAny>> {
@@ -67,6 +72,21 @@ fn compression(value: &Bound<'_, PyAny>) -> PyResult<Compression> {
 pub(crate) struct StateCheckpointManager {
     manager: ck::StateCheckpointManager,
     dir: PathBuf,
+}
+
+impl StateCheckpointManager {
+    /// Runs `op` on the manager on the crate's runtime, with the GIL released.
+    fn blocking<T, F, Fut>(&self, py: Python<'_>, op: F) -> PyResult<T>
+    where
+        T: Send,
+        F: FnOnce(ck::StateCheckpointManager) -> Fut + Send,
+        Fut: Future<Output = Result<T, ck::CheckpointError>>,
+    {
+        let runtime = runtime::get()?;
+        let manager = self.manager.clone();
+        py.detach(move || runtime.block_on(op(manager)))
+            .map_err(errors::checkpoint)
+    }
 }
 
 #[pymethods]
@@ -120,13 +140,9 @@ impl StateCheckpointManager {
             }
         }
         let bytes = json::to_json(state)?;
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        let saved = py.detach(move || {
+        let saved = self.blocking(py, move |m| async move {
             let state = raw(bytes)?;
-            runtime
-                .block_on(manager.save_with(&*state, &agent_id, &workflow_id, options))
-                .map_err(errors::checkpoint)
+            m.save_with(&*state, &agent_id, &workflow_id, options).await
         })?;
         Ok(saved.id.to_string())
     }
@@ -135,11 +151,8 @@ impl StateCheckpointManager {
     /// none, `CheckpointCorruptedError` when its bytes do not verify.
     fn load_checkpoint(&self, py: Python<'_>, checkpoint_id: &str) -> PyResult<Py<PyAny>> {
         let id = parse_id(checkpoint_id)?;
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        let value: serde_json::Value = py
-            .detach(move || runtime.block_on(manager.load_checkpoint(&id)))
-            .map_err(errors::checkpoint)?;
+        let value: serde_json::Value =
+            self.blocking(py, move |m| async move { m.load_checkpoint(&id).await })?;
         json::to_python(py, &value)
     }
 
@@ -151,13 +164,9 @@ impl StateCheckpointManager {
         agent_id: String,
         workflow_id: String,
     ) -> PyResult<Option<String>> {
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        let id = py
-            .detach(move || {
-                runtime.block_on(manager.get_latest_checkpoint(&agent_id, &workflow_id))
-            })
-            .map_err(errors::checkpoint)?;
+        let id = self.blocking(py, move |m| async move {
+            m.get_latest_checkpoint(&agent_id, &workflow_id).await
+        })?;
         Ok(id.map(|id| id.to_string()))
     }
 
@@ -173,65 +182,48 @@ impl StateCheckpointManager {
         let mut filter = ListFilter::all();
         filter.agent_id = agent_id;
         filter.workflow_id = workflow_id;
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        let items = py
-            .detach(move || {
-                runtime.block_on(async {
-                    let mut items = Vec::new();
-                    loop {
-                        let page = manager.list(&filter).await?;
-                        items.extend(page.items);
-                        match (page.next_cursor, limit) {
-                            (_, Some(limit)) if items.len() >= limit => {
-                                items.truncate(limit);
-                                break;
-                            }
-                            (Some(cursor), _) => filter.cursor = Some(cursor),
-                            (None, _) => break,
-                        }
+        let items = self.blocking(py, move |m| async move {
+            let mut items = Vec::new();
+            loop {
+                let page = m.list(&filter).await?;
+                items.extend(page.items);
+                match (page.next_cursor, limit) {
+                    (_, Some(limit)) if items.len() >= limit => {
+                        items.truncate(limit);
+                        break;
                     }
-                    Ok::<_, ck::CheckpointError>(items)
-                })
-            })
-            .map_err(errors::checkpoint)?;
+                    (Some(cursor), _) => filter.cursor = Some(cursor),
+                    (None, _) => break,
+                }
+            }
+            Ok(items)
+        })?;
         to_py(py, &items)
     }
 
     /// A checkpoint's metadata, from the index.
     fn get_checkpoint_metadata(&self, py: Python<'_>, checkpoint_id: &str) -> PyResult<Py<PyAny>> {
         let id = parse_id(checkpoint_id)?;
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        let meta = py
-            .detach(move || runtime.block_on(manager.metadata(&id)))
-            .map_err(errors::checkpoint)?;
+        let meta = self.blocking(py, move |m| async move { m.metadata(&id).await })?;
         to_py(py, &meta)
     }
 
     /// Reads and verifies a checkpoint (SHA-256 included) and returns its metadata.
     fn verify_checkpoint(&self, py: Python<'_>, checkpoint_id: &str) -> PyResult<Py<PyAny>> {
         let id = parse_id(checkpoint_id)?;
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        let meta = py
-            .detach(move || runtime.block_on(manager.verify(&id)))
-            .map_err(errors::checkpoint)?;
+        let meta = self.blocking(py, move |m| async move { m.verify(&id).await })?;
         to_py(py, &meta)
     }
 
     /// Deletes a checkpoint; true when it existed.
     fn delete_checkpoint(&self, py: Python<'_>, checkpoint_id: &str) -> PyResult<bool> {
         let id = parse_id(checkpoint_id)?;
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        py.detach(move || runtime.block_on(manager.delete(&id)))
-            .map_err(errors::checkpoint)
+        self.blocking(py, move |m| async move { m.delete(&id).await })
     }
 
     /// Keeps the newest `keep_last` per agent and workflow and removes older ones (and, with
     /// `max_age` seconds, any older than that); a workflow's newest valid checkpoint always
-    /// stays. Returns the report (`deleted`, `kept`, ... as a dict).
+    /// stays. Returns the report (`removed`, `protected`, `freed_bytes`, ... as a dict).
     #[pyo3(signature = (keep_last = 10, max_age = None, dry_run = false))]
     fn cleanup_old_checkpoints(
         &self,
@@ -247,11 +239,7 @@ impl StateCheckpointManager {
         if dry_run {
             policy = policy.dry_run();
         }
-        let runtime = runtime::get()?;
-        let manager = self.manager.clone();
-        let report = py
-            .detach(move || runtime.block_on(manager.cleanup(&policy)))
-            .map_err(errors::checkpoint)?;
+        let report = self.blocking(py, move |m| async move { m.cleanup(&policy).await })?;
         to_py(py, &report)
     }
 
@@ -303,32 +291,13 @@ impl AutoCheckpointer {
         py: Python<'_>,
         state: &Bound<'_, PyAny>,
     ) -> PyResult<Option<String>> {
-        let bytes = json::to_json(state)?;
-        let runtime = runtime::get()?;
-        let inner = Arc::clone(&self.inner);
-        let id = py.detach(move || {
-            let state = raw(bytes)?;
-            let mut auto = inner.lock().unwrap_or_else(PoisonError::into_inner);
-            runtime
-                .block_on(auto.maybe_checkpoint(&*state))
-                .map_err(errors::checkpoint)
-        })?;
-        Ok(id.map(|id| id.to_string()))
+        self.save(py, state, false)
     }
 
     /// Saves `state` now and restarts the count; returns the id.
     fn force_checkpoint(&self, py: Python<'_>, state: &Bound<'_, PyAny>) -> PyResult<String> {
-        let bytes = json::to_json(state)?;
-        let runtime = runtime::get()?;
-        let inner = Arc::clone(&self.inner);
-        let id = py.detach(move || {
-            let state = raw(bytes)?;
-            let mut auto = inner.lock().unwrap_or_else(PoisonError::into_inner);
-            runtime
-                .block_on(auto.force_checkpoint(&*state))
-                .map_err(errors::checkpoint)
-        })?;
-        Ok(id.to_string())
+        self.save(py, state, true)?
+            .ok_or_else(|| errors::CheckpointError::new_err("a forced checkpoint saved nothing"))
     }
 
     /// The id of the last save, if any.
@@ -348,6 +317,33 @@ impl AutoCheckpointer {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .operations_since_checkpoint()
+    }
+}
+
+impl AutoCheckpointer {
+    fn save(
+        &self,
+        py: Python<'_>,
+        state: &Bound<'_, PyAny>,
+        force: bool,
+    ) -> PyResult<Option<String>> {
+        let bytes = json::to_json(state)?;
+        let runtime = runtime::get()?;
+        let inner = Arc::clone(&self.inner);
+        let id = py
+            .detach(move || {
+                let state = raw(bytes)?;
+                let mut auto = inner.lock().unwrap_or_else(PoisonError::into_inner);
+                runtime.block_on(async {
+                    if force {
+                        auto.force_checkpoint(&*state).await.map(Some)
+                    } else {
+                        auto.maybe_checkpoint(&*state).await
+                    }
+                })
+            })
+            .map_err(errors::checkpoint)?;
+        Ok(id.map(|id| id.to_string()))
     }
 }
 

@@ -98,6 +98,26 @@ struct Walk<'a, 'py> {
     path: &'a Path<'a>,
 }
 
+impl<'py> Walk<'_, 'py> {
+    fn sequence<S: Serializer>(
+        &self,
+        s: S,
+        len: usize,
+        items: impl Iterator<Item = Bound<'py, PyAny>>,
+    ) -> Result<S::Ok, S::Error> {
+        let mut seq = s.serialize_seq(Some(len))?;
+        for (i, item) in items.enumerate() {
+            let path = Path::Index(self.path, i);
+            seq.serialize_element(&Walk {
+                value: &item,
+                depth: self.depth + 1,
+                path: &path,
+            })?;
+        }
+        seq.end()
+    }
+}
+
 impl Serialize for Walk<'_, '_> {
     fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         let v = self.value;
@@ -167,28 +187,10 @@ impl Serialize for Walk<'_, '_> {
             return map.end();
         }
         if let Ok(list) = v.cast::<PyList>() {
-            let mut seq = s.serialize_seq(Some(list.len()))?;
-            for (i, item) in list.iter().enumerate() {
-                let path = Path::Index(self.path, i);
-                seq.serialize_element(&Walk {
-                    value: &item,
-                    depth: self.depth + 1,
-                    path: &path,
-                })?;
-            }
-            return seq.end();
+            return self.sequence(s, list.len(), list.iter());
         }
         if let Ok(tuple) = v.cast::<PyTuple>() {
-            let mut seq = s.serialize_seq(Some(tuple.len()))?;
-            for (i, item) in tuple.iter().enumerate() {
-                let path = Path::Index(self.path, i);
-                seq.serialize_element(&Walk {
-                    value: &item,
-                    depth: self.depth + 1,
-                    path: &path,
-                })?;
-            }
-            return seq.end();
+            return self.sequence(s, tuple.len(), tuple.iter());
         }
         Err(S::Error::custom(format!(
             "type:{}: a value of type {}",

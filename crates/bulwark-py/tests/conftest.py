@@ -3,6 +3,8 @@ with maturin and installs it into the project's venv), never against a source tr
 
 import itertools
 import os
+import threading
+import time
 
 import pytest
 
@@ -22,3 +24,24 @@ def unique():
 @pytest.fixture
 def checkpoint_dir(tmp_path):
     return tmp_path / "checkpoints"
+
+
+@pytest.fixture
+def max_gap_while():
+    """Runs ``work`` in a thread and returns the longest stretch during which this thread
+    could not run: about the switch interval when ``work`` releases the GIL, the length of
+    the work when it holds it."""
+
+    def run(work):
+        worker = threading.Thread(target=work)
+        gaps = []
+        last = time.perf_counter()
+        worker.start()
+        while worker.is_alive():
+            now = time.perf_counter()
+            gaps.append(now - last)
+            last = now
+        worker.join()
+        return max(gaps), len(gaps)
+
+    return run

@@ -79,14 +79,7 @@ def circuit_breaker(
         if inspect.iscoroutinefunction(fn):
 
             async def wrapper(*args: Any, **kwargs: Any) -> Any:
-                permit = breaker.acquire()
-                try:
-                    result = await fn(*args, **kwargs)
-                except BaseException as error:
-                    permit.failure(error)
-                    raise
-                permit.success()
-                return result
+                return await call_async(breaker, fn, *args, **kwargs)
 
         else:
             call = breaker.call

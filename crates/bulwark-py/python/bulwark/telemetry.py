@@ -14,8 +14,7 @@ import contextvars
 import functools
 import inspect
 import json
-from typing import Any, Callable, Dict, Iterator, Mapping, Optional, TypeVar, Union, overload
-from contextlib import contextmanager
+from typing import Any, Callable, Dict, Mapping, Optional, TypeVar, Union, overload
 
 from . import _native
 from ._native import Span
@@ -62,20 +61,10 @@ class Tracer:
         """The span current in this context, if any."""
         return _current.get()
 
-    @contextmanager
-    def span(self, name: str, attributes: Optional[Mapping[str, Any]] = None) -> Iterator[Span]:
+    def span(self, name: str, attributes: Optional[Mapping[str, Any]] = None) -> "_Scope":
         """``with tracer.span(name) as span:`` — a child of the current span, current inside
         the block; an exception is recorded on it (ERROR status) and re-raised."""
-        s = _start(name, dict(attributes) if attributes else None, _current.get())
-        token = _current.set(s)
-        try:
-            yield s
-        except BaseException as error:
-            s.record_exception(error)
-            raise
-        finally:
-            _current.reset(token)
-            s.end()
+        return _Scope(name, dict(attributes) if attributes else None)
 
     # The original tracer's context-manager name.
     start_as_current_span = span
@@ -107,35 +96,39 @@ metrics = Metrics()
 span = tracer.span
 
 
+class _Scope:
+    """One span, current while the ``with`` block (or the decorated call) runs."""
+
+    __slots__ = ("_name", "_attributes", "_span", "_token")
+
+    def __init__(self, name: str, attributes: Optional[Dict[str, Any]]) -> None:
+        self._name = name
+        self._attributes = attributes
+
+    def __enter__(self) -> Span:
+        self._span = _start(self._name, self._attributes, _current.get())
+        self._token = _current.set(self._span)
+        return self._span
+
+    def __exit__(self, kind: Any, error: Any, tb: Any) -> None:
+        if error is not None:
+            self._span.record_exception(error)
+        _current.reset(self._token)
+        self._span.end()
+
+
 def _wrap(fn: F, name: str, attributes: Optional[Dict[str, Any]]) -> F:
     if inspect.iscoroutinefunction(fn):
 
         async def wrapper(*args: Any, **kwargs: Any) -> Any:
-            s = _start(name, attributes, _current.get())
-            token = _current.set(s)
-            try:
-                result = await fn(*args, **kwargs)
-            except BaseException as error:
-                s.record_exception(error)
-                raise
-            finally:
-                _current.reset(token)
-                s.end()
-            return result
+            with _Scope(name, attributes):
+                return await fn(*args, **kwargs)
 
     else:
 
         def wrapper(*args: Any, **kwargs: Any) -> Any:  # type: ignore[misc]
-            s = _start(name, attributes, _current.get())
-            token = _current.set(s)
-            try:
+            with _Scope(name, attributes):
                 return fn(*args, **kwargs)
-            except BaseException as error:
-                s.record_exception(error)
-                raise
-            finally:
-                _current.reset(token)
-                s.end()
 
     functools.update_wrapper(wrapper, fn)
     return wrapper  # type: ignore[return-value]
