@@ -11,6 +11,7 @@ use super::error::PipelineError;
 use crate::breaker::CircuitBreaker;
 use crate::bulkhead::Bulkhead;
 use crate::clock::{Clock, MonotonicClock};
+use crate::hedge::Hedge;
 use crate::ratelimit::RateLimiter;
 use crate::retry::{Classify, GiveUp, Retry};
 use crate::timeout::Timeout;
@@ -27,6 +28,7 @@ pub(crate) enum Stage<C: Clock> {
     Bulkhead(Bulkhead<C>),
     Timeout(Timeout<C>),
     Retry(Retry<C>),
+    Hedge(Hedge<C>),
     CircuitBreaker(CircuitBreaker<C>),
 }
 
@@ -37,6 +39,7 @@ impl<C: Clock> Stage<C> {
             Self::Bulkhead(_) => "bulkhead",
             Self::Timeout(_) => "timeout",
             Self::Retry(_) => "retry",
+            Self::Hedge(_) => "hedge",
             Self::CircuitBreaker(_) => "circuit_breaker",
         }
     }
@@ -121,7 +124,7 @@ impl<C: Clock> ResiliencePipeline<C> {
     }
 
     /// The strategies, outer to inner, by kind (`rate_limit`, `bulkhead`, `timeout`, `retry`,
-    /// `circuit_breaker`).
+    /// `hedge`, `circuit_breaker`).
     pub fn strategies(&self) -> Vec<&'static str> {
         self.inner.stages.iter().map(Stage::name).collect()
     }
@@ -146,6 +149,14 @@ impl<C: Clock> ResiliencePipeline<C> {
     pub fn retry(&self) -> Option<&Retry<C>> {
         self.inner.stages.iter().find_map(|stage| match stage {
             Stage::Retry(retry) => Some(retry),
+            _ => None,
+        })
+    }
+
+    /// The hedge of the pipeline, if it has one (the first, if several).
+    pub fn hedge(&self) -> Option<&Hedge<C>> {
+        self.inner.stages.iter().find_map(|stage| match stage {
+            Stage::Hedge(hedge) => Some(hedge),
             _ => None,
         })
     }
@@ -212,6 +223,12 @@ where
                     }
                     Err(gave_up) => Err(gave_up.last),
                 }
+            }
+            // Every copy would meet an error that is not retryable (a caller error): stop there.
+            Stage::Hedge(hedge) => {
+                hedge
+                    .run_if(|| run(rest, call), |e: &PipelineError<E>| !e.is_retryable())
+                    .await
             }
             Stage::CircuitBreaker(breaker) => {
                 let permit = breaker
