@@ -14,14 +14,17 @@
 //! `cargo bench -p bulwark --bench breaker`
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/timing.rs"]
+mod timing;
+
 use std::hint::black_box;
 use std::sync::Barrier;
-use std::sync::OnceLock;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bulwark::breaker::{CircuitBreaker, CircuitBreakerConfig, SlidingWindow};
 use criterion::{Criterion, criterion_group, criterion_main};
 use failsafe::{CircuitBreaker as _, Config, backoff, failure_policy};
+use timing::timed;
 
 fn consecutive() -> CircuitBreaker {
     CircuitBreaker::new("bench", CircuitBreakerConfig::default()).unwrap()
@@ -53,24 +56,6 @@ fn failsafe_consecutive() -> impl failsafe::CircuitBreaker + Clone + Send + Sync
 
 fn failsafe_default() -> impl failsafe::CircuitBreaker + Clone + Send + Sync {
     Config::new().build()
-}
-
-fn wall_clock() -> bool {
-    static WALL: OnceLock<bool> = OnceLock::new();
-    *WALL.get_or_init(|| std::env::var_os("BENCH_WALL_CLOCK").is_some_and(|v| v == "1"))
-}
-
-/// Time taken by `f` on this thread: CPU time, or wall-clock time with `BENCH_WALL_CLOCK=1`.
-fn timed(f: impl FnOnce()) -> Duration {
-    if wall_clock() {
-        let start = Instant::now();
-        f();
-        start.elapsed()
-    } else {
-        let start = cpu_time::ThreadTime::now();
-        f();
-        start.elapsed()
-    }
 }
 
 /// Runs `per_thread(iters)` on `threads` threads started together; the slowest thread's time.

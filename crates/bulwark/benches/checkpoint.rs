@@ -8,6 +8,9 @@
 //! `target/checkpoint-bench/vs-langgraph.txt`. `BULWARK_BENCH_LANGGRAPH=0` skips that step.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
+#[path = "support/estimates.rs"]
+mod estimates;
+
 use std::fs::{self, File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -16,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use bulwark::checkpoint::{Codec, Compression, FsStore, StateCheckpointManager};
 use criterion::{Criterion, criterion_group, criterion_main};
+use estimates::criterion_ms;
 use serde::{Deserialize, Serialize};
 
 #[derive(Serialize, Deserialize)]
@@ -326,21 +330,6 @@ fn checkpoint(c: &mut Criterion) {
     println!("\nstored sizes:\n{sizes}");
     fs::write(root.join("stored-sizes.txt"), sizes).unwrap();
     compare_with_langgraph(&root, started);
-}
-
-/// Mean and median, in milliseconds, of a criterion benchmark measured since `since`.
-fn criterion_ms(group: &str, bench: &str, since: std::time::SystemTime) -> Option<(f64, f64)> {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../target/criterion")
-        .join(group)
-        .join(bench)
-        .join("new/estimates.json");
-    if fs::metadata(&path).ok()?.modified().ok()? < since {
-        return None;
-    }
-    let estimates: serde_json::Value = serde_json::from_slice(&fs::read(&path).ok()?).ok()?;
-    let ms = |key: &str| estimates[key]["point_estimate"].as_f64().map(|ns| ns / 1e6);
-    Some((ms("mean")?, ms("median")?))
 }
 
 /// Runs LangGraph's saver on the states this run wrote and prints the default codec's save

@@ -11,6 +11,7 @@ use super::pipeline::{ResiliencePipeline, Stage};
 use crate::breaker::{CircuitBreaker, CircuitBreakerConfig};
 use crate::bulkhead::{Bulkhead, BulkheadConfig};
 use crate::clock::Clock;
+use crate::hedge::{Hedge, HedgeConfig};
 use crate::ratelimit::{RateLimitConfig, RateLimiter};
 use crate::retry::{Retry, RetryConfig};
 use crate::timeout::{Timeout, TimeoutKind};
@@ -24,6 +25,8 @@ enum Spec<C: Clock> {
     Timeout(Duration),
     Retry(RetryConfig),
     SharedRetry(Retry<C>),
+    Hedge(HedgeConfig),
+    SharedHedge(Hedge<C>),
     Breaker(CircuitBreaker<C>),
     BreakerConfig(CircuitBreakerConfig),
 }
@@ -97,8 +100,8 @@ impl<C: Clock> PipelineBuilder<C> {
         self
     }
 
-    /// A timeout of `limit`: an *overall* timeout when a retry follows it (it bounds every
-    /// attempt and wait together), a per-*attempt* timeout otherwise.
+    /// A timeout of `limit`: an *overall* timeout when a retry or a hedge follows it (it
+    /// bounds every attempt and wait together), a per-*attempt* timeout otherwise.
     pub fn timeout(mut self, limit: Duration) -> Self {
         self.specs.push(Spec::Timeout(limit));
         self
@@ -113,6 +116,22 @@ impl<C: Clock> PipelineBuilder<C> {
     /// A retry built elsewhere, for instance to share its budget with other pipelines.
     pub fn shared_retry(mut self, retry: Retry<C>) -> Self {
         self.specs.push(Spec::SharedRetry(retry));
+        self
+    }
+
+    /// A hedge made from `config`: a second attempt (up to `max_hedged_attempts`) of
+    /// everything inside it when the first is slower than the delay, the first answer kept and
+    /// the others dropped. Usually placed just outside the circuit breaker (so that every
+    /// attempt takes a permit, and a dropped loser's permit is given back uncounted) and
+    /// inside the overall timeout.
+    pub fn hedge(mut self, config: HedgeConfig) -> Self {
+        self.specs.push(Spec::Hedge(config));
+        self
+    }
+
+    /// A hedge built elsewhere, for instance to share its latency window with other pipelines.
+    pub fn shared_hedge(mut self, hedge: Hedge<C>) -> Self {
+        self.specs.push(Spec::SharedHedge(hedge));
         self
     }
 
@@ -146,9 +165,12 @@ impl<C: Clock> PipelineBuilder<C> {
             specs,
             observers,
         } = self;
-        let last_retry = specs
-            .iter()
-            .rposition(|s| matches!(s, Spec::Retry(_) | Spec::SharedRetry(_)));
+        let last_retry = specs.iter().rposition(|s| {
+            matches!(
+                s,
+                Spec::Retry(_) | Spec::SharedRetry(_) | Spec::Hedge(_) | Spec::SharedHedge(_)
+            )
+        });
         let mut stages = Vec::with_capacity(specs.len());
         for (index, spec) in specs.into_iter().enumerate() {
             let stage = match spec {
@@ -200,6 +222,16 @@ impl<C: Clock> PipelineBuilder<C> {
                     Stage::Retry(builder.build()?)
                 }
                 Spec::SharedRetry(retry) => Stage::Retry(retry),
+                Spec::Hedge(config) => {
+                    let mut builder = Hedge::builder(config)
+                        .name(Arc::clone(&name))
+                        .clock(clock.clone());
+                    for observer in &observers.hedge {
+                        builder = builder.observer(Arc::clone(observer));
+                    }
+                    Stage::Hedge(builder.build()?)
+                }
+                Spec::SharedHedge(hedge) => Stage::Hedge(hedge),
                 Spec::Breaker(breaker) => Stage::CircuitBreaker(breaker),
                 Spec::BreakerConfig(config) => {
                     let mut builder =

@@ -12,6 +12,7 @@ use super::pipeline::ResiliencePipeline;
 use crate::breaker::CircuitBreakerConfig;
 use crate::bulkhead::BulkheadConfig;
 use crate::clock::Clock;
+use crate::hedge::HedgeConfig;
 use crate::ratelimit::RateLimitConfig;
 use crate::retry::RetryConfig;
 use crate::serde_duration;
@@ -56,6 +57,8 @@ pub enum StrategyConfig {
     Timeout(TimeoutConfig),
     /// A retry, with its budget if set.
     Retry(RetryConfig),
+    /// A hedge: `max_hedged_attempts`, a fixed `delay` or a `percentile` of recent latencies.
+    Hedge(HedgeConfig),
     /// A circuit breaker named after the pipeline.
     CircuitBreaker(CircuitBreakerConfig),
 }
@@ -106,6 +109,7 @@ impl PipelineConfig {
                 StrategyConfig::Bulkhead(c) => builder.bulkhead(*c),
                 StrategyConfig::Timeout(c) => builder.timeout(c.timeout),
                 StrategyConfig::Retry(c) => builder.retry(*c),
+                StrategyConfig::Hedge(c) => builder.hedge(*c),
                 StrategyConfig::CircuitBreaker(c) => builder.circuit_breaker_config(*c),
             };
         }

@@ -5,6 +5,7 @@ use std::time::Duration;
 
 use crate::breaker::{self, Rejected, State};
 use crate::bulkhead::{self, BulkheadRejected};
+use crate::hedge;
 use crate::ratelimit::{self, RateLimitError};
 use crate::retry::{self, Classify};
 use crate::timeout::{self, TimeoutError};
@@ -226,6 +227,9 @@ pub enum PipelineConfigError {
     /// The rate limiter's config.
     #[error("rate_limit: {0}")]
     RateLimit(#[from] ratelimit::ConfigError),
+    /// The hedge's config.
+    #[error("hedge: {0}")]
+    Hedge(#[from] hedge::ConfigError),
     /// The circuit breaker's config.
     #[error("circuit_breaker: {0}")]
     CircuitBreaker(#[from] breaker::ConfigError),

@@ -23,7 +23,7 @@
 //! # The order to pick
 //!
 //! ```text
-//! fallback > rate_limit > bulkhead > timeout (overall) > retry > circuit_breaker > timeout (per attempt) > call
+//! fallback > rate_limit > bulkhead > timeout (overall) > retry > [hedge >] circuit_breaker > timeout (per attempt) > call
 //! ```
 //!
 //! * **Retry outside the breaker** (as above): the breaker sees every attempt, so a failing
@@ -47,6 +47,11 @@
 //!   token; a refusal there is retried after its `retry_after`.
 //! * **Bulkhead outside the retry** holds its slot through the backoff waits, so the
 //!   concurrency it bounds is that of calls; inside, the slot is freed between attempts.
+//! * **Hedge** ([`PipelineBuilder::hedge`]) just outside the breaker: each hedged attempt takes
+//!   its own breaker permit and per-attempt timeout, and a loser dropped unfinished gives its
+//!   permit back without counting. *Outside the bulkhead* it would not be bounded by it;
+//!   *outside the retry*, each hedged copy would run its own retries, multiplying the attempts
+//!   (`(1 + max_hedged_attempts) × max_attempts` against a dead dependency).
 //! * **The retry budget** ([`RetryConfig::budget`](crate::retry::RetryConfig::budget)) is
 //!   what stops a retry storm when most calls fail; a pipeline from a registry shares one
 //!   budget among all its callers.

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::breaker::BreakerListener;
 use crate::bulkhead::BulkheadObserver;
+use crate::hedge::HedgeObserver;
 use crate::ratelimit::RateLimitObserver;
 use crate::retry::RetryObserver;
 use crate::timeout::TimeoutObserver;
@@ -25,6 +26,8 @@ pub struct PipelineObservers {
     pub timeout: Vec<Arc<dyn TimeoutObserver>>,
     /// For retries.
     pub retry: Vec<Arc<dyn RetryObserver>>,
+    /// For hedges.
+    pub hedge: Vec<Arc<dyn HedgeObserver>>,
     /// For circuit breakers.
     pub breaker: Vec<Arc<dyn BreakerListener>>,
 }
@@ -59,6 +62,12 @@ impl PipelineObservers {
         self
     }
 
+    /// Adds a hedge observer.
+    pub fn hedge(mut self, observer: Arc<dyn HedgeObserver>) -> Self {
+        self.hedge.push(observer);
+        self
+    }
+
     /// Adds a breaker listener.
     pub fn breaker(mut self, listener: Arc<dyn BreakerListener>) -> Self {
         self.breaker.push(listener);
@@ -73,6 +82,7 @@ impl fmt::Debug for PipelineObservers {
             .field("bulkhead", &self.bulkhead.len())
             .field("timeout", &self.timeout.len())
             .field("retry", &self.retry.len())
+            .field("hedge", &self.hedge.len())
             .field("breaker", &self.breaker.len())
             .finish()
     }

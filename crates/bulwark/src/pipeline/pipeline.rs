@@ -8,9 +8,10 @@ use std::time::Duration;
 
 use super::builder::PipelineBuilder;
 use super::error::PipelineError;
-use crate::breaker::CircuitBreaker;
-use crate::bulkhead::Bulkhead;
+use crate::breaker::{CircuitBreaker, Permit};
+use crate::bulkhead::{Bulkhead, BulkheadPermit};
 use crate::clock::{Clock, MonotonicClock};
+use crate::hedge::Hedge;
 use crate::ratelimit::RateLimiter;
 use crate::retry::{Classify, GiveUp, Retry};
 use crate::timeout::Timeout;
@@ -27,6 +28,7 @@ pub(crate) enum Stage<C: Clock> {
     Bulkhead(Bulkhead<C>),
     Timeout(Timeout<C>),
     Retry(Retry<C>),
+    Hedge(Hedge<C>),
     CircuitBreaker(CircuitBreaker<C>),
 }
 
@@ -37,6 +39,7 @@ impl<C: Clock> Stage<C> {
             Self::Bulkhead(_) => "bulkhead",
             Self::Timeout(_) => "timeout",
             Self::Retry(_) => "retry",
+            Self::Hedge(_) => "hedge",
             Self::CircuitBreaker(_) => "circuit_breaker",
         }
     }
@@ -107,7 +110,7 @@ impl<C: Clock> ResiliencePipeline<C> {
         T: Send + 'a,
         E: Classify + Send + 'a,
     {
-        async move { run(&self.inner.stages, &call).await }
+        async move { segment(&self.inner.stages, &call).await }
     }
 
     /// The pipeline's name.
@@ -121,7 +124,7 @@ impl<C: Clock> ResiliencePipeline<C> {
     }
 
     /// The strategies, outer to inner, by kind (`rate_limit`, `bulkhead`, `timeout`, `retry`,
-    /// `circuit_breaker`).
+    /// `hedge`, `circuit_breaker`).
     pub fn strategies(&self) -> Vec<&'static str> {
         self.inner.stages.iter().map(Stage::name).collect()
     }
@@ -150,6 +153,14 @@ impl<C: Clock> ResiliencePipeline<C> {
         })
     }
 
+    /// The hedge of the pipeline, if it has one (the first, if several).
+    pub fn hedge(&self) -> Option<&Hedge<C>> {
+        self.inner.stages.iter().find_map(|stage| match stage {
+            Stage::Hedge(hedge) => Some(hedge),
+            _ => None,
+        })
+    }
+
     /// The rate limiter of the pipeline, if it has one (the first, if several).
     pub fn rate_limiter(&self) -> Option<&RateLimiter<C>> {
         self.inner.stages.iter().find_map(|stage| match stage {
@@ -159,10 +170,10 @@ impl<C: Clock> ResiliencePipeline<C> {
     }
 }
 
-/// Runs `stages[0]` around the rest. Each level is one boxed future, since the stage list is
-/// known only at run time.
-fn run<'a, T, E, F, Fut>(
-    stages: &'a [Stage<impl Clock>],
+/// Runs `stages` around `call` in a boxed future: what a strategy that wraps the rest (a
+/// timeout, a retry, a hedge) calls, since the stage list is known only at run time.
+fn run<'a, T, E, F, Fut, C: Clock>(
+    stages: &'a [Stage<C>],
     call: &'a F,
 ) -> BoxFuture<'a, Result<T, PipelineError<E>>>
 where
@@ -171,30 +182,76 @@ where
     T: Send + 'a,
     E: Classify + Send + 'a,
 {
-    Box::pin(async move {
-        let Some((stage, rest)) = stages.split_first() else {
-            return call().await.map_err(PipelineError::Failed);
+    Box::pin(segment(stages, call))
+}
+
+/// What a refusing stage holds while the stages inside it run.
+enum Guard<'a, C: Clock> {
+    /// Held for its drop, which frees the slot.
+    Slot(#[allow(dead_code)] BulkheadPermit),
+    Breaker(Permit<'a, C>),
+}
+
+/// Guards one segment holds at most; a longer run of refusing stages continues in a nested
+/// segment.
+const GUARDS: usize = 4;
+
+/// Runs `stages` from the outermost. The stages that only refuse or admit (rate limit,
+/// bulkhead, breaker) run in this future's own loop, holding their guards in place; the first
+/// stage that wraps the rest (timeout, retry, hedge) runs the rest as a nested boxed segment.
+/// So a call pays one allocation per wrapping stage (and per retry attempt), not per stage.
+/// On the way out the guards are settled innermost first: a breaker counts a success, a
+/// failure (the call's retryable error, or a timeout), or nothing (a caller error counts as a
+/// success; a refusal further in was not a call of the dependency).
+async fn segment<'a, T, E, F, Fut, C: Clock>(
+    stages: &'a [Stage<C>],
+    call: &'a F,
+) -> Result<T, PipelineError<E>>
+where
+    F: Fn() -> Fut + Send + Sync + 'a,
+    Fut: Future<Output = Result<T, E>> + Send + 'a,
+    T: Send + 'a,
+    E: Classify + Send + 'a,
+{
+    let mut guards: [Option<Guard<'a, C>>; GUARDS] = [None, None, None, None];
+    let mut held = 0;
+    let mut index = 0;
+    let result = loop {
+        let Some(stage) = stages.get(index) else {
+            break call().await.map_err(PipelineError::Failed);
         };
+        let rest = &stages[index + 1..];
         match stage {
+            _ if held == GUARDS => break run(&stages[index..], call).await,
             Stage::RateLimit { limiter, max_wait } => {
                 let admitted = match max_wait {
                     None => limiter.check(1),
                     Some(wait) => limiter.acquire_with_max_wait(1, *wait).await,
                 };
-                admitted.map_err(PipelineError::RateLimited)?;
-                run(rest, call).await
+                if let Err(refused) = admitted {
+                    break Err(PipelineError::RateLimited(refused));
+                }
             }
-            Stage::Bulkhead(bulkhead) => {
-                let _slot = bulkhead
-                    .acquire()
-                    .await
-                    .map_err(PipelineError::BulkheadFull)?;
-                run(rest, call).await
-            }
-            Stage::Timeout(timeout) => match timeout.run(run(rest, call)).await {
-                Ok(result) => result,
-                Err(expired) => Err(PipelineError::TimedOut(expired)),
+            Stage::Bulkhead(bulkhead) => match bulkhead.acquire().await {
+                Ok(slot) => {
+                    guards[held] = Some(Guard::Slot(slot));
+                    held += 1;
+                }
+                Err(refused) => break Err(PipelineError::BulkheadFull(refused)),
             },
+            Stage::CircuitBreaker(breaker) => match breaker.try_acquire() {
+                Ok(permit) => {
+                    guards[held] = Some(Guard::Breaker(permit));
+                    held += 1;
+                }
+                Err(refused) => break Err(PipelineError::CircuitOpen(refused)),
+            },
+            Stage::Timeout(timeout) => {
+                break match timeout.run(run(rest, call)).await {
+                    Ok(result) => result,
+                    Err(expired) => Err(PipelineError::TimedOut(expired)),
+                };
+            }
             Stage::Retry(retry) => {
                 let outcome = retry
                     .run_classified(
@@ -202,7 +259,7 @@ where
                         |e: &PipelineError<E>| (e.is_retryable(), e.retry_after()),
                     )
                     .await;
-                match outcome {
+                break match outcome {
                     Ok(value) => Ok(value),
                     Err(gave_up) if gave_up.reason == GiveUp::BudgetExhausted => {
                         Err(PipelineError::RetryBudgetExhausted {
@@ -211,25 +268,30 @@ where
                         })
                     }
                     Err(gave_up) => Err(gave_up.last),
-                }
+                };
             }
-            Stage::CircuitBreaker(breaker) => {
-                let permit = breaker
-                    .try_acquire_owned()
-                    .map_err(PipelineError::CircuitOpen)?;
-                let result = run(rest, call).await;
-                match &result {
-                    Ok(_) => permit.success(),
-                    // A caller error means the dependency answered: not a failure of it.
-                    Err(PipelineError::Failed(e)) => permit.record(e.is_retryable()),
-                    Err(PipelineError::TimedOut(_)) => permit.failure(),
-                    // Refused further in: the dependency was not called; do not count it.
-                    Err(_) => drop(permit),
-                }
-                result
+            // Every copy would meet an error that is not retryable (a caller error): stop there.
+            Stage::Hedge(hedge) => {
+                break hedge
+                    .run_if(|| run(rest, call), |e: &PipelineError<E>| !e.is_retryable())
+                    .await;
             }
         }
-    })
+        index += 1;
+    };
+    for guard in guards[..held].iter_mut().rev() {
+        if let Some(Guard::Breaker(permit)) = guard.take() {
+            match &result {
+                Ok(_) => permit.success(),
+                // A caller error means the dependency answered: not a failure of it.
+                Err(PipelineError::Failed(e)) => permit.record(e.is_retryable()),
+                Err(PipelineError::TimedOut(_)) => permit.failure(),
+                // Refused further in: the dependency was not called; do not count it.
+                Err(_) => drop(permit),
+            }
+        }
+    }
+    result
 }
 
 impl<C: Clock> fmt::Debug for ResiliencePipeline<C> {

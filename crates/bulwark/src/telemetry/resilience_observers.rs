@@ -10,6 +10,7 @@ use metrics::{Counter, Gauge};
 use super::metrics::MetricsRegistry;
 use super::observers::{BreakerMetricsListener, RateLimitMetrics};
 use crate::bulkhead::{BulkheadEvent, BulkheadObserver, RejectReason};
+use crate::hedge::{HedgeEvent, HedgeEventKind, HedgeObserver};
 use crate::pipeline::PipelineObservers;
 use crate::retry::{GiveUp, RetryEvent, RetryEventKind, RetryObserver};
 use crate::sync::{read, write};
@@ -28,6 +29,12 @@ pub const RETRY_GAVE_UP_TOTAL: &str = "bulwark_retry_gave_up_total";
 pub const RETRY_BUDGET_EXHAUSTED_TOTAL: &str = "bulwark_retry_budget_exhausted_total";
 /// Counter `{name, kind}`: timeouts that fired (`kind` = `attempt` or `overall`).
 pub const TIMEOUT_FIRED_TOTAL: &str = "bulwark_timeout_fired_total";
+/// Counter `{name}`: hedged attempts started beside a slow or failed one.
+pub const HEDGE_ATTEMPTS_TOTAL: &str = "bulwark_hedge_attempts_total";
+/// Counter `{name, winner}`: hedged calls answered (`winner` = `first` or `hedge`).
+pub const HEDGE_WON_TOTAL: &str = "bulwark_hedge_won_total";
+/// Counter `{name}`: attempts dropped unfinished because another answered first.
+pub const HEDGE_CANCELLED_TOTAL: &str = "bulwark_hedge_cancelled_total";
 /// Counter `{name}`: calls a bulkhead admitted.
 pub const BULKHEAD_ADMITTED_TOTAL: &str = "bulwark_bulkhead_admitted_total";
 /// Counter `{name, reason}`: calls a bulkhead refused (`reason` = `full`, `queue_full`,
@@ -47,8 +54,9 @@ const GIVE_UPS: [GiveUp; 4] = [
 const REJECT_REASONS: [&str; 3] = ["full", "queue_full", "max_wait"];
 const TIMEOUT_KINDS: [TimeoutKind; 2] = [TimeoutKind::Attempt, TimeoutKind::Overall];
 
-/// A [`RetryObserver`], [`TimeoutObserver`] and [`BulkheadObserver`] publishing the
-/// `bulwark_retry_*`, `bulwark_timeout_*` and `bulwark_bulkhead_*` metrics, labelled by the
+/// A [`RetryObserver`], [`TimeoutObserver`], [`HedgeObserver`] and [`BulkheadObserver`]
+/// publishing the `bulwark_retry_*`, `bulwark_timeout_*`, `bulwark_hedge_*` and
+/// `bulwark_bulkhead_*` metrics, labelled by the
 /// strategy's name (its pipeline's name in a pipeline).
 ///
 /// ```
@@ -78,6 +86,7 @@ pub struct ResilienceMetrics {
     retries: Handles<RetryHandles>,
     timeouts: Handles<[Counter; 2]>,
     bulkheads: Handles<BulkheadHandles>,
+    hedges: Handles<HedgeHandles>,
 }
 
 type Handles<T> = Arc<RwLock<HashMap<String, Arc<T>>>>;
@@ -88,6 +97,13 @@ struct RetryHandles {
     succeeded: Counter,
     gave_up: [Counter; 4],
     budget_exhausted: Counter,
+}
+
+struct HedgeHandles {
+    hedged: Counter,
+    won_first: Counter,
+    won_hedge: Counter,
+    cancelled: Counter,
 }
 
 struct BulkheadHandles {
@@ -114,6 +130,7 @@ impl ResilienceMetrics {
             retries: Arc::default(),
             timeouts: Arc::default(),
             bulkheads: Arc::default(),
+            hedges: Arc::default(),
         }
     }
 
@@ -129,6 +146,7 @@ impl ResilienceMetrics {
         PipelineObservers::new()
             .retry(this.clone())
             .timeout(this.clone())
+            .hedge(this.clone())
             .bulkhead(this)
             .rate_limit(Arc::new(RateLimitMetrics::new(&self.registry)))
             .breaker(Arc::new(BreakerMetricsListener::new(&self.registry)))
@@ -222,6 +240,30 @@ impl BulkheadObserver for ResilienceMetrics {
         }
         h.in_flight.set(f64::from(event.in_flight));
         h.queued.set(f64::from(event.queued));
+    }
+}
+
+impl HedgeObserver for ResilienceMetrics {
+    fn on_hedge_event(&self, event: &HedgeEvent<'_>) {
+        let name = event.name;
+        let h = handles(&self.hedges, name, || HedgeHandles {
+            hedged: self.counter(HEDGE_ATTEMPTS_TOTAL, &[("name", name)]),
+            won_first: self.counter(HEDGE_WON_TOTAL, &[("name", name), ("winner", "first")]),
+            won_hedge: self.counter(HEDGE_WON_TOTAL, &[("name", name), ("winner", "hedge")]),
+            cancelled: self.counter(HEDGE_CANCELLED_TOTAL, &[("name", name)]),
+        });
+        match event.kind {
+            HedgeEventKind::Hedged { .. } => h.hedged.increment(1),
+            HedgeEventKind::Won { cancelled } => {
+                if event.attempt == 1 {
+                    h.won_first.increment(1);
+                } else {
+                    h.won_hedge.increment(1);
+                }
+                h.cancelled.increment(u64::from(cancelled));
+            }
+            HedgeEventKind::Failed { cancelled } => h.cancelled.increment(u64::from(cancelled)),
+        }
     }
 }
 

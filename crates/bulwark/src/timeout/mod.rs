@@ -6,7 +6,8 @@
 //! not cancellation safe must not be wrapped) and the answer is a [`TimeoutError`] that says
 //! which timeout fired ([`TimeoutKind::Attempt`] for one attempt, [`TimeoutKind::Overall`] for
 //! the whole call with its retries) and after how long. Each expiry is a [`TimeoutEvent`] for
-//! the [`TimeoutObserver`]s. The cost is one sleep registration per call.
+//! the [`TimeoutObserver`]s. A call that answers on its first poll costs one clock read; the
+//! timer (one sleep on the clock) is armed only for a call still pending after it.
 //!
 //! ```
 //! use bulwark::clock::ManualClock;

@@ -1,13 +1,15 @@
 //! The timeout, its error, its config and its hook.
 
 use std::fmt;
-use std::future::Future;
+use std::future::{Future, poll_fn};
+use std::pin::pin;
 use std::sync::Arc;
+use std::task::Poll;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::clock::{Clock, MonotonicClock};
+use crate::clock::{Clock, MonotonicClock, Sleep};
 use crate::serde_duration;
 
 /// Which timeout fired.
@@ -135,24 +137,50 @@ impl Timeout<MonotonicClock> {
 impl<C: Clock> Timeout<C> {
     /// Awaits `future` for at most the limit; past it the future is dropped and the answer is
     /// a [`TimeoutError`].
+    ///
+    /// The timer is armed only when the future is still pending after its first poll, with the
+    /// time left from the start: a call that answers at once pays one clock read, no timer.
     pub async fn run<F: Future>(&self, future: F) -> Result<F::Output, TimeoutError> {
         let inner = &*self.inner;
-        let sleep = inner.clock.sleep(inner.limit);
-        tokio::select! {
-            biased;
-            output = future => Ok(output),
-            () = sleep => {
-                let error = TimeoutError { kind: inner.kind, after: inner.limit };
-                if !inner.observers.is_empty() {
-                    let event = TimeoutEvent { name: &inner.name, kind: error.kind, after: error.after };
-                    for observer in &inner.observers {
-                        observer.on_timeout(&event);
-                    }
-                }
-                tracing::debug!(timeout = %inner.name, kind = %error.kind, after = ?error.after, "timed out");
-                Err(error)
+        let started = inner.clock.now_nanos();
+        let mut future = pin!(future);
+        let mut sleep: Option<Sleep> = None;
+        poll_fn(|cx| {
+            if let Poll::Ready(output) = future.as_mut().poll(cx) {
+                return Poll::Ready(Ok(output));
+            }
+            let sleep = sleep.get_or_insert_with(|| {
+                let elapsed = inner.clock.now_nanos().saturating_sub(started);
+                inner
+                    .clock
+                    .sleep(inner.limit.saturating_sub(Duration::from_nanos(elapsed)))
+            });
+            match sleep.as_mut().poll(cx) {
+                Poll::Ready(()) => Poll::Ready(Err(self.expired())),
+                Poll::Pending => Poll::Pending,
+            }
+        })
+        .await
+    }
+
+    fn expired(&self) -> TimeoutError {
+        let inner = &*self.inner;
+        let error = TimeoutError {
+            kind: inner.kind,
+            after: inner.limit,
+        };
+        if !inner.observers.is_empty() {
+            let event = TimeoutEvent {
+                name: &inner.name,
+                kind: error.kind,
+                after: error.after,
+            };
+            for observer in &inner.observers {
+                observer.on_timeout(&event);
             }
         }
+        tracing::debug!(timeout = %inner.name, kind = %error.kind, after = ?error.after, "timed out");
+        error
     }
 
     /// The limit.
