@@ -40,6 +40,7 @@ pub mod bulkhead;
 pub mod checkpoint;
 pub mod clock;
 pub mod durable;
+pub mod events;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod retry;
