@@ -26,3 +26,5 @@ export BULWARK_SHIPPED_BIN
 cargo nextest run --workspace --all-features --no-fail-fast "$@"
 source scripts/schemathesis.sh && run_schemathesis
 cargo test --workspace --all-features --doc
+# The dashboard in headless Chromium (installed when missing); writes docs/images/.
+source scripts/browser.sh && run_browser_tests
