@@ -25,9 +25,11 @@ function breakerTimeline(name, state, now) {
   svg.setAttribute("class", "timeline"); svg.setAttribute("viewBox", "0 0 1000 10"); svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("role", "img");
   svg.setAttribute("aria-label", `last 15 minutes: ${bands.map((b) => `${label(b[2])} from ${when(b[0])}`).join(", ")}`);
-  for (const [a, b, st] of bands) {
+  for (const [i, [a, b, st]] of bands.entries()) {
     const r = document.createElementNS(svg.namespaceURI, "rect");
-    r.setAttribute("x", ((a - (now - WINDOW_MS)) / WINDOW_MS) * 1000); r.setAttribute("width", Math.max(((b - a) / WINDOW_MS) * 1000, 1));
+    // The present state stays visible (at least 3% wide) even when it began a second ago.
+    const x = Math.min(((a - (now - WINDOW_MS)) / WINDOW_MS) * 1000, i === bands.length - 1 ? 970 : 1000);
+    r.setAttribute("x", x); r.setAttribute("width", i === bands.length - 1 ? 1000 - x : Math.max(((b - a) / WINDOW_MS) * 1000, 1));
     r.setAttribute("y", 0); r.setAttribute("height", 10); r.setAttribute("class", `band-${st}`);
     const title = document.createElementNS(svg.namespaceURI, "title"); title.textContent = `${label(st)} ${when(a)}–${when(b)}`;
     r.append(title); svg.append(r);
@@ -36,6 +38,7 @@ function breakerTimeline(name, state, now) {
 }
 
 function chart(points, { label: name, unit, second }) {
+  if (points.length === 1) points = [points[0], points[0]];
   const svg = document.createElementNS("http://www.w3.org/2000/svg", "svg");
   svg.setAttribute("class", "chart"); svg.setAttribute("viewBox", "0 0 300 100"); svg.setAttribute("preserveAspectRatio", "none");
   svg.setAttribute("role", "img");

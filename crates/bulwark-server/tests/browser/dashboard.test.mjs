@@ -81,9 +81,14 @@ test("the breaker row shows OPEN within 2 s of the transition, without a reload"
   await page.locator('tr[data-breaker="search_api"] .state', { hasText: "OPEN" }).waitFor({ timeout: 2000 });
   assert.ok(Date.now() - opened < 2000);
   assert.deepEqual(navigations, [], "no reload");
+  const bands = page.locator('tr[data-breaker="search_api"] svg.timeline rect');
+  assert.equal(await bands.last().getAttribute("class"), "band-open", "the timeline ends in the open band");
+  assert.match(await page.locator('tr[data-breaker="search_api"] svg.timeline').getAttribute("aria-label"), /OPEN from/);
   await page.locator("#charts .card").first().waitFor();
   await call("POST", "/api/workflows/w-open-2/execute");
-  await page.waitForTimeout(2500); // two metric samples for the charts
+  // The charts draw from the second metrics sample on (one every 2 s).
+  await page.locator("#charts .card", { hasText: "now" }).first().waitFor({ timeout: 6000 });
+  await page.waitForTimeout(2100);
   await shot(page, "dashboard-overview.png");
 });
 
