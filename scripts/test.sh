@@ -28,3 +28,5 @@ source scripts/schemathesis.sh && run_schemathesis
 cargo test --workspace --all-features --doc
 # The Python package: its wheel (maturin, into the project's venv) and its pytest suite.
 bash scripts/python.sh
+# The dashboard in headless Chromium (installed when missing); writes docs/images/.
+source scripts/browser.sh && run_browser_tests

@@ -36,6 +36,7 @@ pub mod api;
 mod auth;
 pub mod cli;
 pub mod config;
+mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod guard;

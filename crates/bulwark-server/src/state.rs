@@ -16,6 +16,9 @@ use bulwark::checkpoint::store::{PostgresStore, PostgresStoreOptions};
 use bulwark::checkpoint::{
     CheckpointError, CheckpointStore, FsStore, ListFilter, RetentionPolicy, StateCheckpointManager,
 };
+use bulwark::checkpoint::{CheckpointEvent, CheckpointObserver};
+use bulwark::events::{BreakerEvents, CheckpointEvents, EventBus, LimiterEvents};
+use bulwark::ratelimit::{Decision, RateLimitObserver};
 
 use bulwark::telemetry::metrics::{MetricsConfig, MetricsRegistry};
 use bulwark::telemetry::observers::{
@@ -92,6 +95,7 @@ struct Inner {
     started: Instant,
     allowed_hosts: crate::guard::AllowedHosts,
     trace_store_reported: crate::telemetry::TraceStoreReported,
+    events: EventBus,
 }
 
 impl AppState {
@@ -142,8 +146,16 @@ impl AppState {
             };
         // Saves, loads, sizes and corruptions become metrics without a line in the runner.
         let retention = config.checkpoints.retention.policy();
+        let events = EventBus::default();
+        let (checkpoint_metrics, checkpoint_events) = (
+            CheckpointMetricsObserver::new(telemetry.metrics()),
+            CheckpointEvents::new(events.clone()),
+        );
         let mut checkpoints = StateCheckpointManager::builder(store)
-            .observer(CheckpointMetricsObserver::new(telemetry.metrics()))
+            .observer(move |e: &CheckpointEvent<'_>| {
+                checkpoint_metrics.on_event(e);
+                checkpoint_events.on_event(e);
+            })
             .verify_on_load(config.checkpoints.verify_on_load);
         if let Some(policy) = &retention
             && config.checkpoints.retention.cleanup_every > 0
@@ -158,12 +170,20 @@ impl AppState {
         };
         let breakers = Arc::new(BreakerRegistry::new());
         breakers.add_listener(Arc::new(BreakerMetricsListener::new(telemetry.metrics())));
+        breakers.add_listener(Arc::new(BreakerEvents::new(events.clone())));
         let guard = Arc::new(BreakerGuard {
             registry: Arc::clone(&breakers),
             config: config.breakers,
         });
-        let ratelimiters = Arc::new(RateLimiterRegistry::with_observer(Arc::new(
+        let (limit_metrics, limit_events) = (
             RateLimitMetrics::new(telemetry.metrics()),
+            LimiterEvents::new(events.clone()),
+        );
+        let ratelimiters = Arc::new(RateLimiterRegistry::with_observer(Arc::new(
+            move |d: &Decision<'_>| {
+                limit_metrics.on_decision(d);
+                limit_events.on_decision(d);
+            },
         )));
         let limit = RateLimitConfig::new(
             config.ratelimit.workflow_max_requests,
@@ -223,6 +243,7 @@ impl AppState {
                     Some(config.server.listen),
                 ),
                 trace_store_reported: Default::default(),
+                events,
             }),
         })
     }
@@ -240,6 +261,11 @@ impl AppState {
     /// Seconds since this state was created.
     pub fn uptime_seconds(&self) -> f64 {
         self.inner.started.elapsed().as_secs_f64()
+    }
+
+    /// The event stream of this state's breakers, limiters and checkpoints.
+    pub fn events(&self) -> &EventBus {
+        &self.inner.events
     }
 
     /// The rate limiters the API lists (the workflow limiter among them).

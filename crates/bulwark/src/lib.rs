@@ -12,6 +12,7 @@
 //! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), filesystem and PostgreSQL stores |
 //! | [`durable`] | durable agent workflows on checkpoints: steps and fan-outs, memoized effects with an idempotency key, interrupts, retries and timeouts, cancel, fork |
 //! | [`hedge`] | hedged requests: a second attempt after a fixed delay or a latency percentile, the first answer kept, the others dropped (cancelled) |
+//! | [`events`] | the event stream: an [`EventBus`](events::EventBus) fed by the breaker, limiter and checkpoint hooks, with replay after an id, filters and lagging subscribers dropped |
 //! | [`pipeline`] | the resilience pipeline: [`ResiliencePipeline`](pipeline::ResiliencePipeline) composing limiter, bulkhead, timeouts, retry, breaker and fallback outer to inner, from code or a TOML config by name, as a tower layer |
 //! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer, a Redis backend |
 //! | [`retry`] | retries with capped backoff (constant, linear, exponential, AWS jitter), `retry_after` honoured, a shared retry budget |
@@ -42,6 +43,7 @@ pub mod checkpoint;
 pub mod clock;
 pub mod durable;
 pub mod hedge;
+pub mod events;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod retry;

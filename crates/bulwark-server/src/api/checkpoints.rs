@@ -272,6 +272,45 @@ pub(crate) async fn show(
     Ok(Json(detail))
 }
 
+/// A checkpoint's saved state and its metadata, verified.
+#[derive(Debug, Serialize, ToSchema)]
+pub(crate) struct CheckpointState {
+    #[schema(value_type = Object)]
+    metadata: CheckpointMetadata,
+    /// The state as it was saved.
+    #[schema(value_type = Object)]
+    state: serde_json::Value,
+}
+
+/// The saved state of a checkpoint, after verification (what the dashboard shows as a tree).
+#[utoipa::path(
+    get,
+    path = "/api/observability/checkpoints/{checkpoint_id}/state",
+    tag = "checkpoints",
+    params(("checkpoint_id" = String, Path, description = "A checkpoint id (UUIDv7)")),
+    responses(
+        (status = 200, description = "Metadata and state", body = CheckpointState),
+        (status = 400, description = "Malformed id", body = ErrorBody),
+        (status = 404, description = "No such checkpoint", body = ErrorBody),
+        (status = 500, description = "The checkpoint does not verify", body = ErrorBody),
+    )
+)]
+pub(crate) async fn state(
+    State(state): State<AppState>,
+    ApiPath(raw): ApiPath<String>,
+) -> Result<Json<CheckpointState>, ApiError> {
+    let id = parse_id(&raw)?;
+    let (metadata, value) = state
+        .checkpoint_manager()
+        .load_json(&id)
+        .await
+        .map_err(super::checkpoint_error)?;
+    Ok(Json(CheckpointState {
+        metadata,
+        state: value,
+    }))
+}
+
 /// Deletes a checkpoint.
 #[utoipa::path(
     delete,

@@ -3,6 +3,7 @@
 
 mod breakers;
 mod checkpoints;
+mod events;
 mod health;
 mod metrics;
 pub mod openapi;
@@ -65,6 +66,12 @@ pub fn observability_routes() -> Router<AppState> {
             "/checkpoints/{checkpoint_id}",
             get(checkpoints::show).delete(checkpoints::delete),
         )
+        .route(
+            "/checkpoints/{checkpoint_id}/state",
+            get(checkpoints::state),
+        )
+        .route("/events", get(events::stream))
+        .route("/events/stats", get(events::stats))
         .route("/traces", get(traces::list))
         .route("/traces/{trace_id}", get(traces::show))
         .route("/metrics", get(metrics::snapshot))
@@ -92,6 +99,7 @@ pub fn router(state: AppState) -> Router {
         .nest("/api/workflows", workflows)
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::prometheus))
+        .merge(crate::dashboard::routes())
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

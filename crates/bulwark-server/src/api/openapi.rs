@@ -19,6 +19,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         ratelimiters::list,
         checkpoints::list,
         checkpoints::show,
+        checkpoints::state,
         checkpoints::delete,
         checkpoints::cleanup,
         traces::list,
