@@ -63,13 +63,14 @@ def fmt(ns):
 
 
 def bench_ratelimit(n):
+    """One check per call under the original's default limit (100 per minute, burst 20): the
+    first 120 are admitted, the rest refused, on both sides."""
     from limits import parse, storage, strategies
 
-    limit = parse(f"{n * 20}/hour")
-    store = storage.MemoryStorage()
-    moving = strategies.MovingWindowRateLimiter(store)
+    limit = parse("120/minute")
+    moving = strategies.MovingWindowRateLimiter(storage.MemoryStorage())
     fixed = strategies.FixedWindowRateLimiter(storage.MemoryStorage())
-    ours = RateLimiter(RateLimitConfig(max_requests=n * 20, time_window=3600, burst_size=0))
+    ours = RateLimiter(RateLimitConfig(max_requests=100, time_window=60, burst_size=20))
     t_ours = per_call(ours.try_acquire, n)
     t_moving = per_call(lambda: moving.hit(limit, "user"), n)
     t_fixed = per_call(lambda: fixed.hit(limit, "user"), n)

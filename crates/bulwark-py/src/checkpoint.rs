@@ -151,9 +151,10 @@ impl StateCheckpointManager {
     /// none, `CheckpointCorruptedError` when its bytes do not verify.
     fn load_checkpoint(&self, py: Python<'_>, checkpoint_id: &str) -> PyResult<Py<PyAny>> {
         let id = parse_id(checkpoint_id)?;
-        let value: serde_json::Value =
+        // Read, verified and decompressed without the GIL; only building the objects needs it.
+        let text: Box<RawValue> =
             self.blocking(py, move |m| async move { m.load_checkpoint(&id).await })?;
-        json::to_python(py, &value)
+        json::from_str(py, text.get())
     }
 
     /// The id of the newest checkpoint of `agent_id`'s `workflow_id` that verifies (a

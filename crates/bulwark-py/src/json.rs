@@ -10,9 +10,11 @@
 use pyo3::exceptions::{PyTypeError, PyValueError};
 use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
+use serde::de::{DeserializeSeed, Deserializer, Error as DeError, MapAccess, SeqAccess, Visitor};
 use serde::ser::{Error as _, SerializeMap, SerializeSeq};
 use serde::{Serialize, Serializer};
 use serde_json::Value;
+use std::borrow::Cow;
 
 /// The deepest nesting a state may have: below serde_json's reading limit (128), so every
 /// state that saves also loads.
@@ -40,40 +42,88 @@ pub(crate) fn to_json(value: &Bound<'_, PyAny>) -> PyResult<Vec<u8>> {
     }
 }
 
-/// Builds Python objects from a parsed JSON value.
+/// Builds Python objects straight from JSON text (as `json.loads` does: object keys keep their
+/// order, no intermediate tree). Used for results, where the text is what `to_json` wrote.
+pub(crate) fn from_str(py: Python<'_>, text: &str) -> PyResult<Py<PyAny>> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let value = PySeed(py)
+        .deserialize(&mut de)
+        .and_then(|v| de.end().map(|()| v))
+        .map_err(|e| PyValueError::new_err(format!("stored state does not parse: {e}")))?;
+    Ok(value.unbind())
+}
+
+/// Builds Python objects from a parsed JSON value (metadata and reports).
 pub(crate) fn to_python(py: Python<'_>, value: &Value) -> PyResult<Py<PyAny>> {
-    Ok(match value {
-        Value::Null => py.None(),
-        Value::Bool(b) => PyBool::new(py, *b).to_owned().into_any().unbind(),
-        Value::Number(n) => {
-            if let Some(i) = n.as_i64() {
-                i.into_pyobject(py)?.into_any().unbind()
-            } else if let Some(u) = n.as_u64() {
-                u.into_pyobject(py)?.into_any().unbind()
-            } else {
-                n.as_f64()
-                    .unwrap_or(f64::NAN)
-                    .into_pyobject(py)?
-                    .into_any()
-                    .unbind()
-            }
+    from_str(py, &value.to_string())
+}
+
+struct PySeed<'py>(Python<'py>);
+
+impl<'de, 'py> DeserializeSeed<'de> for PySeed<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_any(self)
+    }
+}
+
+impl<'de, 'py> Visitor<'de> for PySeed<'py> {
+    type Value = Bound<'py, PyAny>;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E: DeError>(self) -> Result<Self::Value, E> {
+        Ok(self.0.None().into_bound(self.0))
+    }
+
+    fn visit_bool<E: DeError>(self, v: bool) -> Result<Self::Value, E> {
+        Ok(PyBool::new(self.0, v).to_owned().into_any())
+    }
+
+    fn visit_i64<E: DeError>(self, v: i64) -> Result<Self::Value, E> {
+        v.into_pyobject(self.0)
+            .map(Bound::into_any)
+            .map_err(E::custom)
+    }
+
+    fn visit_u64<E: DeError>(self, v: u64) -> Result<Self::Value, E> {
+        v.into_pyobject(self.0)
+            .map(Bound::into_any)
+            .map_err(E::custom)
+    }
+
+    fn visit_f64<E: DeError>(self, v: f64) -> Result<Self::Value, E> {
+        v.into_pyobject(self.0)
+            .map(Bound::into_any)
+            .map_err(E::custom)
+    }
+
+    fn visit_str<E: DeError>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(PyString::new(self.0, v).into_any())
+    }
+
+    fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+        let mut items = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(item) = seq.next_element_seed(PySeed(self.0))? {
+            items.push(item);
         }
-        Value::String(s) => PyString::new(py, s).into_any().unbind(),
-        Value::Array(items) => {
-            let list = PyList::empty(py);
-            for item in items {
-                list.append(to_python(py, item)?)?;
-            }
-            list.into_any().unbind()
+        PyList::new(self.0, items)
+            .map(Bound::into_any)
+            .map_err(A::Error::custom)
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Self::Value, A::Error> {
+        let dict = PyDict::new(self.0);
+        while let Some(key) = map.next_key::<Cow<'de, str>>()? {
+            let value = map.next_value_seed(PySeed(self.0))?;
+            dict.set_item(key.as_ref(), value)
+                .map_err(A::Error::custom)?;
         }
-        Value::Object(map) => {
-            let dict = PyDict::new(py);
-            for (k, v) in map {
-                dict.set_item(k, to_python(py, v)?)?;
-            }
-            dict.into_any().unbind()
-        }
-    })
+        Ok(dict.into_any())
+    }
 }
 
 enum Path<'a> {

@@ -185,3 +185,12 @@ def test_save_and_load_release_the_gil(checkpoint_dir, max_gap_while):
     load_gap, _ = max_gap_while(load)
     assert save_gap < 0.5 * saves[0], (save_gap, saves)
     assert load_gap < 0.5 * loads[0], (load_gap, loads)
+
+
+def test_loaded_dicts_keep_their_key_order(checkpoint_dir):
+    manager = StateCheckpointManager(checkpoint_dir=checkpoint_dir)
+    state = {"zeta": 1, "alpha": {"y": 2, "b": 3, "m": [{"k2": 0, "k1": 1}]}, "mid": None}
+    loaded = manager.load_checkpoint(manager.save_checkpoint(state=state, agent_id="a", workflow_id="w"))
+    assert list(loaded) == ["zeta", "alpha", "mid"]
+    assert list(loaded["alpha"]) == ["y", "b", "m"]
+    assert list(loaded["alpha"]["m"][0]) == ["k2", "k1"]
