@@ -39,6 +39,7 @@ pub mod config;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod pipelines;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

@@ -107,6 +107,14 @@ pub fn init_telemetry(config: &Config) -> anyhow::Result<TelemetryGuard> {
 /// finish (up to `server.shutdown_grace`) and flushes spans.
 pub async fn run(config: Config, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
     let state = AppState::from_parts(&config, telemetry.telemetry().clone()).await?;
+    // `#[bulwark::resilient(pipeline = "...")]` in code linked into this process reads the
+    // global registry: it gets the configured pipelines.
+    let pipelines = state.pipelines().registry();
+    for name in pipelines.list() {
+        if let Some(pipeline) = pipelines.get(&name) {
+            bulwark::pipeline::PipelineRegistry::global().insert(pipeline);
+        }
+    }
     let app = crate::router(state.clone());
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)

@@ -23,7 +23,9 @@ use bulwark::telemetry::observers::{
 };
 use bulwark::telemetry::{SpanExt, Telemetry, TraceStore, TraceStoreConfig};
 
+use crate::pipelines::{Pipelines, default_pipeline};
 use crate::workflow::{BreakerGuard, DependencyGuard, WorkflowRegistry, demo_workflow};
+use bulwark::telemetry::resilience_observers::ResilienceMetrics;
 
 /// The name of the keyed limiter on workflow runs (one bucket per `workflow_id`).
 pub const WORKFLOW_LIMITER: &str = "workflows";
@@ -53,6 +55,15 @@ pub enum StateError {
     /// A configured backend is not available in this build.
     #[error("{0}")]
     Unsupported(String),
+    /// A `[pipelines.<name>]` cannot be built.
+    #[error("pipeline {name:?}: {source}")]
+    Pipeline {
+        /// The pipeline.
+        name: String,
+        /// Why.
+        #[source]
+        source: bulwark::pipeline::PipelineConfigError,
+    },
 }
 
 /// How workflow runs are hardened.
@@ -85,6 +96,7 @@ struct Inner {
     checkpoint_backend: &'static str,
     breakers: Arc<BreakerRegistry>,
     guard: Arc<BreakerGuard>,
+    pipelines: Arc<Pipelines>,
     telemetry: Telemetry,
     running: Mutex<HashSet<String>>,
     tasks: TaskTracker,
@@ -188,8 +200,21 @@ impl AppState {
                     None,
                 ),
             };
+        let pipelines = Arc::new(
+            Pipelines::new(
+                &config.pipelines,
+                default_pipeline(config.workflows.max_attempts, config.breakers),
+                Arc::clone(&breakers),
+                ResilienceMetrics::new(telemetry.metrics()).observers(),
+            )
+            .map_err(|(name, source)| StateError::Pipeline { name, source })?,
+        );
         let workflows = WorkflowRegistry::new();
-        workflows.register(demo_workflow(config.demo.failure_rate, config.demo.latency));
+        workflows.register(demo_workflow(
+            config.demo.failure_rate,
+            config.demo.latency,
+            Arc::clone(&pipelines),
+        ));
         Ok(Self {
             inner: Arc::new(Inner {
                 data_dir,
@@ -213,6 +238,7 @@ impl AppState {
                 checkpoint_backend,
                 breakers,
                 guard,
+                pipelines,
                 telemetry,
                 running: Mutex::default(),
                 tasks: TaskTracker::default(),
@@ -306,6 +332,11 @@ impl AppState {
     /// The circuit breakers around workflow dependencies (one per dependency name).
     pub fn breakers(&self) -> &Arc<BreakerRegistry> {
         &self.inner.breakers
+    }
+
+    /// The resilience pipelines (`[pipelines.<name>]`, and the demo tools' defaults).
+    pub fn pipelines(&self) -> &Arc<Pipelines> {
+        &self.inner.pipelines
     }
 
     /// The config new dependency breakers get.

@@ -1,12 +1,17 @@
-//! The demo workflow: four agents calling simulated flaky tools, so that a fresh
-//! `bulwark serve` has something real to show on every endpoint.
+//! The demo workflow: four agents calling simulated flaky tools, each through the resilience
+//! pipeline named after the tool (retries and a circuit breaker by default, see
+//! [`crate::pipelines`]), so that a fresh `bulwark serve` has something real to show on
+//! every endpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bulwark::pipeline::PipelineError;
+use bulwark::retry::Classify;
 use serde_json::{Value, json};
 
 use super::definition::{StepContext, StepError, WorkflowDefinition};
+use crate::pipelines::Pipelines;
 
 /// The name the demo workflow is registered under (the default of a request's `workflow`).
 pub const DEMO_WORKFLOW: &str = "demo";
@@ -28,6 +33,9 @@ pub struct ToolError {
     /// The tool that failed.
     pub tool: String,
 }
+
+/// A simulated failure is transient: worth retrying, with no wait asked.
+impl Classify for ToolError {}
 
 impl FlakyTool {
     /// A tool named `name`; `failure_rate` is clamped to `[0, 1]`.
@@ -66,7 +74,7 @@ impl FlakyTool {
 /// and records this step's output and its place in the trail.
 async fn use_tool(
     context: StepContext,
-    tool: FlakyTool,
+    (tool, pipelines): (FlakyTool, Arc<Pipelines>),
     mut state: Value,
     input_key: Option<&'static str>,
     output_key: &'static str,
@@ -75,10 +83,19 @@ async fn use_tool(
         Some(key) => state[key]["output"].as_str().unwrap_or_default().to_owned(),
         None => context.run_id().to_owned(),
     };
-    let dependency = tool.name().to_owned();
-    let output: String = context
-        .call(&dependency, || async move { tool.call(&input).await })
-        .await?;
+    let pipeline = pipelines
+        .get(tool.name())
+        .map_err(|error| StepError::failed(format!("pipeline {:?}: {error}", tool.name())))?;
+    let output = pipeline
+        .execute(|| tool.call(&input))
+        .await
+        .map_err(|error| match error {
+            PipelineError::CircuitOpen(rejected) => StepError::Unavailable {
+                dependency: tool.name().to_owned(),
+                retry_after: rejected.retry_after,
+            },
+            other => StepError::failed(describe(&other)),
+        })?;
     state[output_key] = json!({ "agent": context.agent(), "output": output });
     let mut trail = match state["trail"].take() {
         Value::Array(trail) => trail,
@@ -89,11 +106,38 @@ async fn use_tool(
     Ok(state)
 }
 
+/// Why a tool call through its pipeline failed, in words.
+fn describe(error: &PipelineError<ToolError>) -> String {
+    match error {
+        PipelineError::Failed(failed) => failed.to_string(),
+        PipelineError::RateLimited(limited) => limited.to_string(),
+        PipelineError::BulkheadFull(full) => full.to_string(),
+        PipelineError::TimedOut(timed_out) => timed_out.to_string(),
+        PipelineError::CircuitOpen(rejected) => rejected.to_string(),
+        PipelineError::RetryBudgetExhausted { attempts, last } => {
+            format!(
+                "retry budget exhausted after {attempts} attempt(s); last: {}",
+                describe(last)
+            )
+        }
+        other => format!("{:?}", other.kind()),
+    }
+}
+
 /// The demo: a researcher searches, an analyst analyses, a writer drafts and a reviewer
 /// checks, each through its own simulated tool (`search_api`, `analysis_api`, `llm_api`,
-/// `review_api`) with the given failure rate and latency.
-pub fn demo_workflow(failure_rate: f64, latency: Duration) -> WorkflowDefinition {
-    let tool = |name| FlakyTool::new(name, failure_rate, latency);
+/// `review_api`) with the given failure rate and latency, through the pipeline of that name.
+pub fn demo_workflow(
+    failure_rate: f64,
+    latency: Duration,
+    pipelines: Arc<Pipelines>,
+) -> WorkflowDefinition {
+    let tool = |name| {
+        (
+            FlakyTool::new(name, failure_rate, latency),
+            Arc::clone(&pipelines),
+        )
+    };
     let (search, analysis, llm, review) = (
         tool("search_api"),
         tool("analysis_api"),
@@ -134,7 +178,14 @@ mod tests {
 
     #[tokio::test]
     async fn the_demo_steps_thread_state_from_one_agent_to_the_next() {
-        let workflow = demo_workflow(0.0, Duration::ZERO);
+        let pipelines = crate::pipelines::Pipelines::new(
+            &Default::default(),
+            crate::pipelines::default_pipeline(1, Default::default()),
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
+        let workflow = demo_workflow(0.0, Duration::ZERO, Arc::new(pipelines));
         let mut state = json!({});
         for step in workflow.steps() {
             let ctx = StepContext::detached("run-1", step.name(), step.agent());
