@@ -395,10 +395,17 @@ impl Default for DemoSection {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WorkflowSection {
-    /// A checkpoint is saved every this many completed steps (and always at the end).
+    /// Accepted for older configs and otherwise unused: durable runs checkpoint every
+    /// transition (start, effect, step, interrupt, end).
     pub checkpoint_every: u64,
-    /// Attempts per step before the run gives up (a breaker may refuse sooner).
+    /// Attempts per tool call in the pipelines the config does not define (the demo's).
     pub max_attempts: u32,
+    /// This replica's name in run leases and 409 answers; default `<host>-<pid>-<random>`.
+    pub replica: Option<String>,
+    /// How long a run's lease lasts unrenewed (PostgreSQL checkpoints): a dead replica's runs
+    /// are taken over after it. Also how often `serve` looks for runs to recover.
+    #[serde(deserialize_with = "duration")]
+    pub lease_ttl: Duration,
 }
 
 impl Default for WorkflowSection {
@@ -406,6 +413,8 @@ impl Default for WorkflowSection {
         Self {
             checkpoint_every: 1,
             max_attempts: 3,
+            replica: None,
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -558,6 +567,9 @@ impl Config {
         }
         if self.workflows.checkpoint_every == 0 {
             return invalid("workflows.checkpoint_every", "must be at least 1");
+        }
+        if self.workflows.lease_ttl < Duration::from_millis(30) {
+            return invalid("workflows.lease_ttl", "must be at least 30ms");
         }
         if self.workflows.max_attempts == 0 {
             return invalid("workflows.max_attempts", "must be at least 1");

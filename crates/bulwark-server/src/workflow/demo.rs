@@ -10,7 +10,8 @@ use bulwark::pipeline::PipelineError;
 use bulwark::retry::Classify;
 use serde_json::{Value, json};
 
-use super::definition::{StepContext, StepError, WorkflowDefinition};
+use bulwark::durable::{RetryPolicy, StepContext, StepError, StepPolicy, Workflow};
+
 use crate::pipelines::Pipelines;
 
 /// The name the demo workflow is registered under (the default of a request's `workflow`).
@@ -71,7 +72,9 @@ impl FlakyTool {
 }
 
 /// Reads the previous step's output (or the run id, for the first step), calls `tool` on it
-/// and records this step's output and its place in the trail.
+/// through its pipeline as a memoized effect (a resumed run replays the recorded answer), and
+/// records this step's output and its place in the trail. When the pipeline gives up, the
+/// step pauses the run: it waits until a person (or another `execute`) runs the step again.
 async fn use_tool(
     context: StepContext,
     (tool, pipelines): (FlakyTool, Arc<Pipelines>),
@@ -85,17 +88,17 @@ async fn use_tool(
     };
     let pipeline = pipelines
         .get(tool.name())
-        .map_err(|error| StepError::failed(format!("pipeline {:?}: {error}", tool.name())))?;
-    let output = pipeline
-        .execute(|| tool.call(&input))
-        .await
-        .map_err(|error| match error {
-            PipelineError::CircuitOpen(rejected) => StepError::Unavailable {
-                dependency: tool.name().to_owned(),
-                retry_after: rejected.retry_after,
-            },
-            other => StepError::failed(describe(&other)),
-        })?;
+        .map_err(|error| StepError::fatal(format!("pipeline {:?}: {error}", tool.name())))?;
+    let output: String = context
+        .effect(tool.name(), |_key| async {
+            pipeline
+                .execute(|| tool.call(&input))
+                .await
+                .map_err(|error| {
+                    StepError::pause(format!("step {:?}: {}", context.step(), describe(&error)))
+                })
+        })
+        .await?;
     state[output_key] = json!({ "agent": context.agent(), "output": output });
     let mut trail = match state["trail"].take() {
         Value::Array(trail) => trail,
@@ -126,12 +129,13 @@ fn describe(error: &PipelineError<ToolError>) -> String {
 
 /// The demo: a researcher searches, an analyst analyses, a writer drafts and a reviewer
 /// checks, each through its own simulated tool (`search_api`, `analysis_api`, `llm_api`,
-/// `review_api`) with the given failure rate and latency, through the pipeline of that name.
+/// `review_api`) with the given failure rate and latency, through the pipeline of that name
+/// (which does the retrying: the steps themselves make one attempt).
 pub fn demo_workflow(
     failure_rate: f64,
     latency: Duration,
     pipelines: Arc<Pipelines>,
-) -> WorkflowDefinition {
+) -> Workflow<Value> {
     let tool = |name| {
         (
             FlakyTool::new(name, failure_rate, latency),
@@ -144,22 +148,23 @@ pub fn demo_workflow(
         tool("llm_api"),
         tool("review_api"),
     );
-    WorkflowDefinition::new(
-        DEMO_WORKFLOW,
-        "research, analyse, draft and review, each agent calling a simulated flaky tool",
-    )
-    .step("research", "researcher", move |ctx, state| {
-        use_tool(ctx, search.clone(), state, None, "research")
-    })
-    .step("analyse", "analyst", move |ctx, state| {
-        use_tool(ctx, analysis.clone(), state, Some("research"), "analysis")
-    })
-    .step("draft", "writer", move |ctx, state| {
-        use_tool(ctx, llm.clone(), state, Some("analysis"), "draft")
-    })
-    .step("review", "reviewer", move |ctx, state| {
-        use_tool(ctx, review.clone(), state, Some("draft"), "review")
-    })
+    let once = || StepPolicy::new().retry(RetryPolicy::none());
+    Workflow::new(DEMO_WORKFLOW)
+        .description(
+            "research, analyse, draft and review, each agent calling a simulated flaky tool",
+        )
+        .step_with("research", "researcher", once(), move |ctx, state| {
+            use_tool(ctx, search.clone(), state, None, "research")
+        })
+        .step_with("analyse", "analyst", once(), move |ctx, state| {
+            use_tool(ctx, analysis.clone(), state, Some("research"), "analysis")
+        })
+        .step_with("draft", "writer", once(), move |ctx, state| {
+            use_tool(ctx, llm.clone(), state, Some("analysis"), "draft")
+        })
+        .step_with("review", "reviewer", once(), move |ctx, state| {
+            use_tool(ctx, review.clone(), state, Some("draft"), "review")
+        })
 }
 
 #[cfg(test)]
@@ -185,12 +190,19 @@ mod tests {
             Default::default(),
         )
         .unwrap();
-        let workflow = demo_workflow(0.0, Duration::ZERO, Arc::new(pipelines));
-        let mut state = json!({});
-        for step in workflow.steps() {
-            let ctx = StepContext::detached("run-1", step.name(), step.agent());
-            state = step.run(ctx, state).await.unwrap();
-        }
+        let dir = tempfile::tempdir().unwrap();
+        let manager = bulwark::checkpoint::StateCheckpointManager::open(dir.path())
+            .await
+            .unwrap();
+        let executor = bulwark::durable::Executor::builder(manager)
+            .workflow(demo_workflow(0.0, Duration::ZERO, Arc::new(pipelines)))
+            .build()
+            .unwrap();
+        let run = executor
+            .start_with_id(DEMO_WORKFLOW, "run-1", &json!({}))
+            .await
+            .unwrap();
+        let state = run.state;
         assert_eq!(
             state["trail"],
             json!(["research", "analyse", "draft", "review"])
