@@ -68,6 +68,14 @@ pub enum ConfigError {
          (or BULWARK_TOKEN_FILE / --token-file, or a token), or pass --insecure to accept unauthenticated writes"
     )]
     InsecureBind(SocketAddr),
+    /// A `[pipelines.<name>]` that cannot be built: the pipeline, the strategy and why.
+    #[error("invalid config value `pipelines.{name}`: {reason}")]
+    Pipeline {
+        /// The pipeline's name.
+        name: String,
+        /// The strategy and field refused, and why.
+        reason: String,
+    },
 }
 
 /// The whole configuration.
@@ -90,6 +98,11 @@ pub struct Config {
     /// `[breakers]`: the config of the circuit breaker around each workflow dependency
     /// (`failure_threshold`, `success_threshold`, `timeout`, `half_open_max_calls`, ...).
     pub breakers: bulwark::breaker::CircuitBreakerConfig,
+    /// `[pipelines.<name>]`: resilience pipelines by name (`strategies`, outer to inner, as
+    /// [`bulwark::pipeline::PipelineConfig`]); the demo's tools call theirs
+    /// (`search_api`, `analysis_api`, `llm_api`, `review_api`), which default to
+    /// `workflows.max_attempts` retries around a `[breakers]` breaker when not set here.
+    pub pipelines: std::collections::BTreeMap<String, bulwark::pipeline::PipelineConfig>,
 }
 
 /// Shortest bearer token accepted, in bytes (issue 12 defect 10: a guessable token is no
@@ -382,10 +395,17 @@ impl Default for DemoSection {
 #[serde(default, deny_unknown_fields)]
 #[non_exhaustive]
 pub struct WorkflowSection {
-    /// A checkpoint is saved every this many completed steps (and always at the end).
+    /// Accepted for older configs and otherwise unused: durable runs checkpoint every
+    /// transition (start, effect, step, interrupt, end).
     pub checkpoint_every: u64,
-    /// Attempts per step before the run gives up (a breaker may refuse sooner).
+    /// Attempts per tool call in the pipelines the config does not define (the demo's).
     pub max_attempts: u32,
+    /// This replica's name in run leases and 409 answers; default `<host>-<pid>-<random>`.
+    pub replica: Option<String>,
+    /// How long a run's lease lasts unrenewed (PostgreSQL checkpoints): a dead replica's runs
+    /// are taken over after it. Also how often `serve` looks for runs to recover.
+    #[serde(deserialize_with = "duration")]
+    pub lease_ttl: Duration,
 }
 
 impl Default for WorkflowSection {
@@ -393,6 +413,8 @@ impl Default for WorkflowSection {
         Self {
             checkpoint_every: 1,
             max_attempts: 3,
+            replica: None,
+            lease_ttl: Duration::from_secs(15),
         }
     }
 }
@@ -546,11 +568,29 @@ impl Config {
         if self.workflows.checkpoint_every == 0 {
             return invalid("workflows.checkpoint_every", "must be at least 1");
         }
+        if self.workflows.lease_ttl < Duration::from_millis(30) {
+            return invalid("workflows.lease_ttl", "must be at least 30ms");
+        }
         if self.workflows.max_attempts == 0 {
             return invalid("workflows.max_attempts", "must be at least 1");
         }
         if let Err(error) = self.breakers.validate() {
             return invalid("breakers", &error.to_string());
+        }
+        for (name, pipeline) in &self.pipelines {
+            let pipeline_error = |reason: String| ConfigError::Pipeline {
+                name: name.clone(),
+                reason,
+            };
+            if name.is_empty() || name.len() > 128 || name.chars().any(char::is_control) {
+                return Err(pipeline_error(
+                    "a pipeline name is 1 to 128 bytes without control characters".into(),
+                ));
+            }
+            let observers = bulwark::pipeline::PipelineObservers::default();
+            pipeline
+                .build(name, bulwark::clock::MonotonicClock::new(), &observers)
+                .map_err(|error| pipeline_error(error.to_string()))?;
         }
         let listen = self.server.listen;
         if !listen.ip().is_loopback() && self.server.token.is_none() && !self.server.insecure {
@@ -710,6 +750,32 @@ mod tests {
         let config = parse("[checkpoints]\nbackend = \"postgres\"\nurl = \"postgres://x\"\n");
         assert!(config.is_ok());
         assert!(parse("[checkpoints]\nbackend = \"s3\"\n").is_err());
+    }
+
+    #[test]
+    fn pipelines_are_read_by_name_and_a_bad_one_is_refused_naming_it() {
+        let config = parse(
+            "[[pipelines.openai.strategies]]\nkind = \"retry\"\nmax_attempts = 4\n\
+             [[pipelines.openai.strategies]]\nkind = \"circuit_breaker\"\nfailure_threshold = 2\n",
+        )
+        .unwrap();
+        assert_eq!(config.pipelines["openai"].strategies.len(), 2);
+        let error =
+            parse("[[pipelines.search.strategies]]\nkind = \"bulkhead\"\nmax_concurrent = 0\n")
+                .unwrap_err();
+        match &error {
+            ConfigError::Pipeline { name, reason } => {
+                assert_eq!(name, "search");
+                assert!(
+                    reason.contains("bulkhead") && reason.contains("max_concurrent"),
+                    "{reason}"
+                );
+            }
+            other => panic!("{other:?}"),
+        }
+        assert!(error.to_string().contains("pipelines.search"), "{error}");
+        let error = parse("[[pipelines.x.strategies]]\nkind = \"teleport\"\n").unwrap_err();
+        assert!(error.to_string().contains("teleport"), "{error}");
     }
 
     #[test]

@@ -3,31 +3,38 @@
 //!
 //! ```
 //! # tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap().block_on(async {
+//! use bulwark::durable::{StepError, Workflow};
 //! use bulwark_server::{AppState, router};
-//! use bulwark_server::workflow::WorkflowDefinition;
-//! use serde_json::json;
+//! use serde_json::{Value, json};
 //!
-//! let dir = std::env::temp_dir().join(format!("bulwark-doc-{}", std::process::id()));
-//! let state = AppState::new(&dir).await?;
-//! // Register your own workflow next to the demo:
+//! let dir = tempfile::tempdir()?;
+//! let state = AppState::new(dir.path()).await?;
+//! let llm = state.pipelines().get("llm")?; // `[pipelines.llm]`, or the default
+//! // Register your own durable workflow next to the demo:
 //! state.workflows().register(
-//!     WorkflowDefinition::new("hello", "two steps")
-//!         .step("classify", "router", |ctx, mut s| async move {
-//!             // Runs behind the circuit breaker named "llm".
-//!             let label: String = ctx.call("llm", || async { Ok::<_, String>("greeting".into()) }).await?;
-//!             s["label"] = json!(label);
-//!             Ok(s)
+//!     Workflow::new("hello")
+//!         .step("classify", "router", move |ctx, mut s: Value| {
+//!             let llm = llm.clone();
+//!             async move {
+//!                 // Recorded once per run, called through the pipeline named "llm".
+//!                 let label: String = ctx.effect("classify", |_key| async move {
+//!                     llm.execute(|| async { Ok::<_, String>("greeting".to_owned()) })
+//!                         .await
+//!                         .map_err(|e| StepError::retryable(format!("{e:?}")))
+//!                 }).await?;
+//!                 s["label"] = json!(label);
+//!                 Ok(s)
+//!             }
 //!         })
-//!         .step("greet", "greeter", |_ctx, mut s| async move {
+//!         .step("greet", "greeter", |_ctx, mut s: Value| async move {
 //!             s["greeting"] = json!("hello");
 //!             Ok(s)
 //!         }),
-//! );
+//! )?;
 //! assert_eq!(state.workflows().names(), ["demo", "hello"]);
 //! // Nest it into your own service:
 //! let app: axum::Router = axum::Router::new().merge(router(state));
 //! # let _ = app;
-//! # let _ = std::fs::remove_dir_all(&dir);
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! # }).unwrap();
 //! ```
@@ -40,6 +47,7 @@ mod dashboard;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod pipelines;
 pub mod serve;
 pub mod state;
 pub mod telemetry;

@@ -107,6 +107,14 @@ pub fn init_telemetry(config: &Config) -> anyhow::Result<TelemetryGuard> {
 /// finish (up to `server.shutdown_grace`) and flushes spans.
 pub async fn run(config: Config, telemetry: &TelemetryGuard) -> anyhow::Result<()> {
     let state = AppState::from_parts(&config, telemetry.telemetry().clone()).await?;
+    // `#[bulwark::resilient(pipeline = "...")]` in code linked into this process reads the
+    // global registry: it gets the configured pipelines.
+    let pipelines = state.pipelines().registry();
+    for name in pipelines.list() {
+        if let Some(pipeline) = pipelines.get(&name) {
+            bulwark::pipeline::PipelineRegistry::global().insert(pipeline);
+        }
+    }
     let app = crate::router(state.clone());
     let listen = config.server.listen;
     let listener = tokio::net::TcpListener::bind(listen)
@@ -118,6 +126,9 @@ pub async fn run(config: Config, telemetry: &TelemetryGuard) -> anyhow::Result<(
         auth = state.requires_token(),
         "bulwark serving /api/observability and /api/workflows"
     );
+    // Runs a dead process (or, with PostgreSQL, a replica whose lease expired) left running
+    // are continued here, now and every lease time to live.
+    let recovery = state.spawn_recovery();
     let grace = config.server.shutdown_grace;
     let (signalled_tx, signalled_rx) = tokio::sync::oneshot::channel::<()>();
     let server = axum::serve(listener, app).with_graceful_shutdown(async move {
@@ -137,6 +148,7 @@ pub async fn run(config: Config, telemetry: &TelemetryGuard) -> anyhow::Result<(
         result = server => result?,
         () = deadline => tracing::warn!(?grace, "grace period over; closing open connections"),
     }
+    recovery.abort();
     let left = state.drain(grace).await;
     if left > 0 {
         tracing::warn!(left, "workflow runs still running at exit");
@@ -175,7 +187,8 @@ async fn shutdown_signal() {
 }
 
 /// The targets whose info-level spans feed the trace store under any `log_filter`.
-const SPAN_TARGETS: &str = "bulwark::telemetry::propagation=info,bulwark_server::workflow=info";
+const SPAN_TARGETS: &str =
+    "bulwark::telemetry::propagation=info,bulwark::durable=info,bulwark_server::workflow=info";
 
 /// Grace period default, for documentation.
 pub const DEFAULT_SHUTDOWN_GRACE: Duration = Duration::from_secs(30);

@@ -1,6 +1,5 @@
 //! What every handler can reach: the registries and stores, built once from a [`Config`].
 
-use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -24,9 +23,12 @@ use bulwark::telemetry::metrics::{MetricsConfig, MetricsRegistry};
 use bulwark::telemetry::observers::{
     BreakerMetricsListener, CheckpointMetricsObserver, RateLimitMetrics,
 };
-use bulwark::telemetry::{SpanExt, Telemetry, TraceStore, TraceStoreConfig};
+use bulwark::telemetry::{Telemetry, TraceStore, TraceStoreConfig};
 
-use crate::workflow::{BreakerGuard, DependencyGuard, WorkflowRegistry, demo_workflow};
+use crate::pipelines::{Pipelines, default_pipeline};
+use crate::workflow::{Workflows, demo_workflow};
+use bulwark::durable::{DurableError, Executor, PostgresLeases};
+use bulwark::telemetry::resilience_observers::ResilienceMetrics;
 
 /// The name of the keyed limiter on workflow runs (one bucket per `workflow_id`).
 pub const WORKFLOW_LIMITER: &str = "workflows";
@@ -56,13 +58,18 @@ pub enum StateError {
     /// A configured backend is not available in this build.
     #[error("{0}")]
     Unsupported(String),
-}
-
-/// How workflow runs are hardened.
-#[derive(Clone, Copy, Debug)]
-pub(crate) struct RunSettings {
-    pub(crate) checkpoint_every: u64,
-    pub(crate) max_attempts: u32,
+    /// The workflow executor could not be set up (its leases, or a workflow definition).
+    #[error("workflows: {0}")]
+    Workflows(String),
+    /// A `[pipelines.<name>]` cannot be built.
+    #[error("pipeline {name:?}: {source}")]
+    Pipeline {
+        /// The pipeline.
+        name: String,
+        /// Why.
+        #[source]
+        source: bulwark::pipeline::PipelineConfigError,
+    },
 }
 
 /// Shared state behind the API; cheap to clone.
@@ -80,16 +87,16 @@ struct Inner {
     ratelimiters: Arc<RateLimiterRegistry>,
     workflow_limiter: WorkflowLimiter,
     redis_limiter: Option<RedisRateLimiter>,
-    workflows: WorkflowRegistry,
-    run_settings: RunSettings,
+    workflows: Workflows,
+    lease_ttl: Duration,
     checkpoints: StateCheckpointManager,
     /// `[checkpoints.retention]`: what a cleanup without rules applies.
     retention: Option<RetentionPolicy>,
     checkpoint_backend: &'static str,
     breakers: Arc<BreakerRegistry>,
-    guard: Arc<BreakerGuard>,
+    breaker_config: CircuitBreakerConfig,
+    pipelines: Arc<Pipelines>,
     telemetry: Telemetry,
-    running: Mutex<HashSet<String>>,
     tasks: TaskTracker,
     health_probe: Mutex<Option<(Instant, Result<(), String>)>>,
     started: Instant,
@@ -171,10 +178,6 @@ impl AppState {
         let breakers = Arc::new(BreakerRegistry::new());
         breakers.add_listener(Arc::new(BreakerMetricsListener::new(telemetry.metrics())));
         breakers.add_listener(Arc::new(BreakerEvents::new(events.clone())));
-        let guard = Arc::new(BreakerGuard {
-            registry: Arc::clone(&breakers),
-            config: config.breakers,
-        });
         let (limit_metrics, limit_events) = (
             RateLimitMetrics::new(telemetry.metrics()),
             LimiterEvents::new(events.clone()),
@@ -208,8 +211,16 @@ impl AppState {
                     None,
                 ),
             };
-        let workflows = WorkflowRegistry::new();
-        workflows.register(demo_workflow(config.demo.failure_rate, config.demo.latency));
+        let pipelines = Arc::new(
+            Pipelines::new(
+                &config.pipelines,
+                default_pipeline(config.workflows.max_attempts, config.breakers),
+                Arc::clone(&breakers),
+                ResilienceMetrics::new(telemetry.metrics()).observers(),
+            )
+            .map_err(|(name, source)| StateError::Pipeline { name, source })?,
+        );
+        let workflows = workflows(config, &checkpoints, &pipelines, telemetry.metrics()).await?;
         Ok(Self {
             inner: Arc::new(Inner {
                 data_dir,
@@ -224,17 +235,14 @@ impl AppState {
                 workflow_limiter: WorkflowLimiter(workflow_limiter),
                 redis_limiter,
                 workflows,
-                run_settings: RunSettings {
-                    checkpoint_every: config.workflows.checkpoint_every,
-                    max_attempts: config.workflows.max_attempts,
-                },
+                lease_ttl: config.workflows.lease_ttl,
                 checkpoints,
                 retention,
                 checkpoint_backend,
                 breakers,
-                guard,
+                breaker_config: config.breakers,
+                pipelines,
                 telemetry,
-                running: Mutex::default(),
                 tasks: TaskTracker::default(),
                 health_probe: Mutex::default(),
                 started: Instant::now(),
@@ -274,8 +282,20 @@ impl AppState {
     }
 
     /// The workflows `POST /api/workflows/{id}/execute` can run; register your own here.
-    pub fn workflows(&self) -> &WorkflowRegistry {
+    pub fn workflows(&self) -> &Workflows {
         &self.inner.workflows
+    }
+
+    /// Continues, now and then every lease time to live, the runs left `running` that
+    /// nobody drives (see `Workflows::recover_forever`); `bulwark serve` calls it at start.
+    pub fn spawn_recovery(&self) -> tokio::task::JoinHandle<()> {
+        let every = self.inner.lease_ttl;
+        tokio::spawn(
+            self.inner
+                .workflows
+                .clone()
+                .recover_forever(self.clone(), every),
+        )
     }
 
     /// The largest request body accepted, in bytes.
@@ -315,10 +335,6 @@ impl AppState {
         self.inner.redis_limiter.as_ref()
     }
 
-    pub(crate) fn run_settings(&self) -> RunSettings {
-        self.inner.run_settings
-    }
-
     /// The configured retention policy (`[checkpoints.retention]`), if any.
     pub fn retention_policy(&self) -> Option<&RetentionPolicy> {
         self.inner.retention.as_ref()
@@ -334,13 +350,14 @@ impl AppState {
         &self.inner.breakers
     }
 
-    /// The config new dependency breakers get.
-    pub fn breaker_config(&self) -> CircuitBreakerConfig {
-        self.inner.guard.config
+    /// The resilience pipelines (`[pipelines.<name>]`, and the demo tools' defaults).
+    pub fn pipelines(&self) -> &Arc<Pipelines> {
+        &self.inner.pipelines
     }
 
-    pub(crate) fn dependency_guard(&self) -> Arc<dyn DependencyGuard> {
-        self.inner.guard.clone()
+    /// The config new dependency breakers get.
+    pub fn breaker_config(&self) -> CircuitBreakerConfig {
+        self.inner.breaker_config
     }
 
     /// The in-memory trace store the trace endpoints read.
@@ -353,44 +370,8 @@ impl AppState {
         self.inner.telemetry.metrics()
     }
 
-    pub(crate) fn record_step(&self, workflow: &str, step: &str, ok: bool, elapsed: Duration) {
-        use crate::telemetry::{WORKFLOW_STEP_SECONDS, WORKFLOW_STEPS_TOTAL};
-        let outcome = if ok { "completed" } else { "failed" };
-        let labels = [("workflow", workflow), ("step", step), ("outcome", outcome)];
-        let metrics = self.metrics();
-        if let Err(error) = metrics.increment_counter(WORKFLOW_STEPS_TOTAL, &labels) {
-            tracing::debug!(%error, "step counter refused");
-        }
-        if let Err(error) =
-            metrics.record_histogram(WORKFLOW_STEP_SECONDS, elapsed.as_secs_f64(), &labels[..2])
-        {
-            tracing::debug!(%error, "step histogram refused");
-        }
-    }
-
-    pub(crate) fn current_trace_id(&self) -> Option<String> {
-        tracing::Span::current()
-            .trace_context()
-            .map(|context| context.trace_id.to_string())
-    }
-
     pub(crate) fn tasks(&self) -> &TaskTracker {
         &self.inner.tasks
-    }
-
-    /// Marks `workflow_id` as running; `None` if it already is. The guard unmarks it.
-    pub(crate) fn start_run(&self, workflow_id: &str) -> Option<RunningGuard> {
-        let mut running = self
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        running
-            .insert(workflow_id.to_owned())
-            .then(|| RunningGuard {
-                state: self.clone(),
-                workflow_id: workflow_id.to_owned(),
-            })
     }
 
     /// `"fs"` or `"postgres"`.
@@ -431,6 +412,39 @@ impl AppState {
     }
 }
 
+/// The executor with the demo on the server's checkpoints; with PostgreSQL checkpoints, under
+/// leases in the same database, held as this replica (`workflows.replica`, default
+/// `<host>-<pid>-<random>`), so that replicas share runs and take over a dead one's.
+async fn workflows(
+    config: &Config,
+    checkpoints: &StateCheckpointManager,
+    pipelines: &Arc<Pipelines>,
+    metrics: &MetricsRegistry,
+) -> Result<Workflows, StateError> {
+    let replica = config.workflows.replica.clone().unwrap_or_else(|| {
+        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "bulwark".into());
+        format!("{host}-{}-{:04x}", std::process::id(), fastrand::u16(..))
+    });
+    let demo = demo_workflow(
+        config.demo.failure_rate,
+        config.demo.latency,
+        Arc::clone(pipelines),
+    );
+    let mut builder = Executor::builder(checkpoints.clone()).workflow(demo);
+    if let (crate::config::CheckpointBackend::Postgres, Some(url)) =
+        (&config.checkpoints.backend, &config.checkpoints.url)
+    {
+        let leases = PostgresLeases::connect(url)
+            .await
+            .map_err(|e| StateError::Workflows(e.to_string()))?;
+        builder = builder.leases(leases, replica.clone(), config.workflows.lease_ttl);
+    }
+    let executor = builder
+        .build()
+        .map_err(|e: DurableError| StateError::Workflows(e.to_string()))?;
+    Ok(Workflows::new(executor, replica, metrics.clone()))
+}
+
 fn probe_writable(dir: &Path) -> Result<(), String> {
     let probe = dir.join(format!(".health-probe-{}", std::process::id()));
     std::fs::write(&probe, b"ok")
@@ -445,24 +459,6 @@ impl std::fmt::Debug for WorkflowLimiter {
         f.debug_tuple("WorkflowLimiter")
             .field(&self.0.kind())
             .finish()
-    }
-}
-
-/// Unmarks a running workflow id when dropped.
-#[derive(Debug)]
-pub(crate) struct RunningGuard {
-    state: AppState,
-    workflow_id: String,
-}
-
-impl Drop for RunningGuard {
-    fn drop(&mut self) {
-        self.state
-            .inner
-            .running
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(&self.workflow_id);
     }
 }
 

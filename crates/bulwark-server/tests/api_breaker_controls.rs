@@ -27,7 +27,7 @@ async fn a_breaker_is_forced_open_disabled_and_reset_through_the_api() {
     assert_eq!(forced.status, StatusCode::OK, "{}", forced.text);
     assert_eq!(forced.body["state"], "forced_open");
     let refused = app.call("POST", "/api/workflows/run-2/execute").await;
-    assert_eq!(refused.body["status"], "failed", "{}", refused.text);
+    assert_eq!(refused.body["status"], "waiting", "{}", refused.text);
     assert!(
         refused.body["error"]
             .as_str()

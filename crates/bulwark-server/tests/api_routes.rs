@@ -40,16 +40,17 @@ async fn the_demo_workflow_runs_every_step_with_an_empty_body() {
 #[tokio::test]
 async fn a_registered_workflow_is_chosen_by_the_body() {
     let app = common::app("custom").await;
-    app.state.workflows().register(
-        bulwark_server::workflow::WorkflowDefinition::new("one", "one step").step(
+    app.state
+        .workflows()
+        .register(bulwark::durable::Workflow::new("one").step(
             "only",
             "solo",
-            |_ctx, mut state| async move {
+            |_ctx, mut state: serde_json::Value| async move {
                 state["done"] = json!(true);
                 Ok(state)
             },
-        ),
-    );
+        ))
+        .unwrap();
     let reply = app
         .post_json("/api/workflows/r/execute", r#"{"workflow": "one"}"#)
         .await;
@@ -69,7 +70,7 @@ async fn a_registered_workflow_is_chosen_by_the_body() {
 }
 
 #[tokio::test]
-async fn a_step_that_keeps_failing_ends_the_run_as_failed_with_its_progress() {
+async fn a_step_whose_tool_keeps_failing_leaves_the_run_waiting_with_its_progress() {
     let app = common::app_with("failing", |config| {
         config.demo.failure_rate = 1.0;
         config.workflows.max_attempts = 2;
@@ -77,7 +78,7 @@ async fn a_step_that_keeps_failing_ends_the_run_as_failed_with_its_progress() {
     .await;
     let reply = app.call("POST", "/api/workflows/doomed/execute").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
-    assert_eq!(reply.body["status"], "failed");
+    assert_eq!(reply.body["status"], "waiting");
     assert_eq!(reply.body["steps_completed"], 0);
     assert!(
         reply.body["error"].as_str().unwrap().contains("research"),

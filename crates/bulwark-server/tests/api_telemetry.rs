@@ -159,11 +159,11 @@ async fn requests_steps_and_breakers_are_counted_reset_and_scraped() {
     );
     assert!(!series(&snapshot, "bulwark_http_request_duration_seconds").is_empty());
     assert!(!series(&snapshot, "bulwark_ratelimit_allowed_total").is_empty());
-    // The primitives publish their own metrics: five checkpoint saves (the start and four
-    // steps), four breakers.
+    // The primitives publish their own metrics: 13 checkpoint saves (the start, then per
+    // step its tool call started, its answer and the step done), four breakers.
     let saves = series(&snapshot, "bulwark_checkpoint_save_seconds");
     assert_eq!(saves.len(), 1, "{snapshot}");
-    assert_eq!(saves[0]["count"], 5, "{snapshot}");
+    assert_eq!(saves[0]["count"], 13, "{snapshot}");
     assert!(!series(&snapshot, "bulwark_circuitbreaker_state").is_empty());
 
     let reply = app.call("POST", "/api/observability/metrics/reset").await;

@@ -218,5 +218,6 @@ fn requests_and_runs_are_traced_even_with_a_quiet_log_filter() {
         )
         .unwrap(),
     );
-    assert_eq!(tree["summary"]["span_count"], 6, "{tree}");
+    // The request, the run, and per step its span and its one attempt's.
+    assert_eq!(tree["summary"]["span_count"], 10, "{tree}");
 }

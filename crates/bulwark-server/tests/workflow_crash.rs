@@ -1,6 +1,7 @@
 //! The workflow endpoint after a crash: `bulwark serve` killed with SIGKILL mid-run and
-//! restarted resumes from the run's latest checkpoint, runs only the steps not yet done, and
-//! ends in the same state as an uninterrupted run.
+//! restarted recovers the run by itself (no request needed), from its latest checkpoint:
+//! the tool calls recorded before the kill are not made again, and the run ends in the same
+//! state as an uninterrupted one.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use bulwark::checkpoint::{CheckpointId, StateCheckpointManager};
@@ -13,15 +14,7 @@ use common::{TempDir, http, json_of};
 const RUN: &str = "crash-run";
 
 fn final_state(checkpoint_dir: &std::path::Path, id: &str) -> serde_json::Value {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    runtime.block_on(async {
-        let manager = StateCheckpointManager::open(checkpoint_dir).await.unwrap();
-        let id: CheckpointId = id.parse().unwrap();
-        manager.load_json(&id).await.unwrap().1
-    })
+    final_record(checkpoint_dir, id)["state"].clone()
 }
 
 fn uninterrupted_state() -> serde_json::Value {
@@ -70,9 +63,9 @@ fn a_run_killed_mid_workflow_resumes_after_restart_and_ends_in_the_uninterrupted
     let request = std::thread::spawn(move || {
         http(port, "POST", &format!("/api/workflows/{RUN}/execute"), "")
     });
-    // Kill once at least two steps are checkpointed (after the start) and before the run
-    // can finish.
-    common::wait_for_checkpoints(port, RUN, 3, "the run never checkpointed");
+    // Kill once the first step is checkpointed (start, effect started, effect done, step
+    // done) and before the run can finish.
+    common::wait_for_checkpoints(port, RUN, 5, "the run never checkpointed");
     first.child.kill().unwrap(); // SIGKILL
     first.child.wait().unwrap();
     let cut = request.join().unwrap();
@@ -82,6 +75,28 @@ fn a_run_killed_mid_workflow_resumes_after_restart_and_ends_in_the_uninterrupted
     );
 
     let second = common::serve(&["--config", &config], &[]);
+    // Recovery on start: the run completes without anybody calling it.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    let run = loop {
+        let run = json_of(
+            &http(
+                second.port,
+                "GET",
+                &format!("/api/workflows/runs/{RUN}"),
+                "",
+            )
+            .unwrap(),
+        );
+        if run["status"] == "completed" {
+            break run;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "never recovered: {run}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    };
+    // Calling it now finds it done and runs nothing.
     let reply = json_of(
         &http(
             second.port,
@@ -92,34 +107,37 @@ fn a_run_killed_mid_workflow_resumes_after_restart_and_ends_in_the_uninterrupted
         .unwrap(),
     );
     assert_eq!(reply["status"], "completed", "{reply}");
-    let resumed_from = reply["resumed_from"]
-        .as_str()
-        .expect("the restarted run resumed");
-    let resumed = json_of(
-        &http(
-            second.port,
-            "GET",
-            &format!("/api/observability/checkpoints/{resumed_from}"),
-            "",
-        )
-        .unwrap(),
-    );
-    let done_before: u64 = resumed["metadata"]["labels"]["run.step"]
+    assert_eq!(reply["steps_executed"], 0, "{reply}");
+    assert_eq!(reply["steps_completed"], 4, "{reply}");
+    let last = run["history"].as_array().unwrap().last().unwrap()["checkpoint_id"]
         .as_str()
         .unwrap()
-        .parse()
-        .unwrap();
-    assert!((2..4).contains(&done_before), "{resumed}");
-    assert_eq!(
-        reply["steps_executed"].as_u64().unwrap(),
-        4 - done_before,
-        "only the steps not yet done ran again: {reply}"
-    );
-    assert_eq!(reply["steps_completed"], 4);
-    let last = reply["checkpoint_id"].as_str().unwrap().to_owned();
+        .to_owned();
     drop(second);
 
-    let crashed = final_state(&dir.path().join("data").join("checkpoints"), &last);
-    assert_eq!(crashed["steps_completed"], 4);
-    assert_eq!(crashed, uninterrupted_state());
+    // Each tool call ran once, but for the one in flight at the kill (its outcome unknown, it
+    // was made again under the same idempotency key).
+    let record = final_record(&dir.path().join("data").join("checkpoints"), &last);
+    let calls: Vec<u64> = record["effects"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|e| e["calls"].as_u64().unwrap())
+        .collect();
+    assert_eq!(calls.len(), 4, "{record}");
+    assert!(calls.iter().filter(|&&c| c > 1).count() <= 1, "{record}");
+    assert!(calls.iter().all(|&c| c <= 2), "{record}");
+    assert_eq!(record["state"], uninterrupted_state());
+}
+
+fn final_record(checkpoint_dir: &std::path::Path, id: &str) -> serde_json::Value {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    runtime.block_on(async {
+        let manager = StateCheckpointManager::open(checkpoint_dir).await.unwrap();
+        let id: CheckpointId = id.parse().unwrap();
+        manager.load_json(&id).await.unwrap().1
+    })
 }

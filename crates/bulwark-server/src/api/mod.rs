@@ -92,10 +92,16 @@ pub fn observability_routes() -> Router<AppState> {
 /// [`crate::guard`] and bearer-token checks.
 pub fn router(state: AppState) -> Router {
     let workflows = Router::new()
+        .route("/runs", get(workflows::runs))
+        .route("/runs/{run_id}", get(workflows::show))
+        .route("/runs/{run_id}/resume", post(workflows::resume))
+        .route("/runs/{run_id}/cancel", post(workflows::cancel))
+        .route("/runs/{run_id}/fork", post(workflows::fork))
         .route("/{workflow_id}/execute", post(workflows::execute))
         .method_not_allowed_fallback(method_not_allowed);
     Router::new()
         .nest("/api/observability", observability_routes())
+        .route("/api/workflows", get(workflows::definitions))
         .nest("/api/workflows", workflows)
         .route("/api/openapi.json", get(openapi::document))
         .route("/metrics", get(metrics::prometheus))

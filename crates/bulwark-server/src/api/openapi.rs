@@ -33,6 +33,12 @@ use crate::error::{ErrorBody, ErrorDetail};
         breakers::force_open,
         breakers::disable,
         workflows::execute,
+        workflows::definitions,
+        workflows::runs,
+        workflows::show,
+        workflows::resume,
+        workflows::cancel,
+        workflows::fork,
         document,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
@@ -94,7 +100,8 @@ impl Contract {
                 string_schema(CHECKPOINT_ID_PATTERN, 36, 36)
             }
             ("trace_id", "path") => string_schema(TRACE_ID_PATTERN, 32, 32),
-            ("workflow_id", "path") => string_schema(RUN_ID_PATTERN, 1, 128),
+            ("workflow_id" | "run_id", "path") => string_schema(RUN_ID_PATTERN, 1, 128),
+            ("workflow", "query") => serde_json::json!({"type": "string", "minLength": 1}),
             ("name", "path") => serde_json::json!({"type": "string", "minLength": 1}),
             ("limit", "query") => serde_json::json!({
                 "type": "integer", "format": "int64", "minimum": 1,
@@ -129,6 +136,24 @@ impl Contract {
             }
         }
         let schemas = &mut document["components"]["schemas"];
+        // Inputs and patches are any JSON value (`null` the same as absent).
+        for (schema, field) in [
+            ("ExecuteRequest", "input"),
+            ("ExecuteRequest", "state"),
+            ("ResumeRequest", "input"),
+            ("ForkRequest", "patch"),
+        ] {
+            if let Some(body) = schemas.get_mut(schema) {
+                body["additionalProperties"] = serde_json::Value::Bool(false);
+                if let Some(property) = body.pointer_mut(&format!("/properties/{field}")) {
+                    let description = property["description"].clone();
+                    *property = serde_json::json!({ "description": description });
+                }
+            }
+        }
+        if let Some(fork) = schemas.pointer_mut("/ForkRequest/properties/checkpoint_id") {
+            *fork = string_schema(CHECKPOINT_ID_PATTERN, 36, 36);
+        }
         if let Some(execute) = schemas.get_mut("ExecuteRequest") {
             execute["additionalProperties"] = serde_json::Value::Bool(false);
             if let Some(workflow) = execute.pointer_mut("/properties/workflow") {

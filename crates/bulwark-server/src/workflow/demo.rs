@@ -1,12 +1,18 @@
-//! The demo workflow: four agents calling simulated flaky tools, so that a fresh
-//! `bulwark serve` has something real to show on every endpoint.
+//! The demo workflow: four agents calling simulated flaky tools, each through the resilience
+//! pipeline named after the tool (retries and a circuit breaker by default, see
+//! [`crate::pipelines`]), so that a fresh `bulwark serve` has something real to show on
+//! every endpoint.
 
 use std::sync::Arc;
 use std::time::Duration;
 
+use bulwark::pipeline::PipelineError;
+use bulwark::retry::Classify;
 use serde_json::{Value, json};
 
-use super::definition::{StepContext, StepError, WorkflowDefinition};
+use bulwark::durable::{RetryPolicy, StepContext, StepError, StepPolicy, Workflow};
+
+use crate::pipelines::Pipelines;
 
 /// The name the demo workflow is registered under (the default of a request's `workflow`).
 pub const DEMO_WORKFLOW: &str = "demo";
@@ -28,6 +34,9 @@ pub struct ToolError {
     /// The tool that failed.
     pub tool: String,
 }
+
+/// A simulated failure is transient: worth retrying, with no wait asked.
+impl Classify for ToolError {}
 
 impl FlakyTool {
     /// A tool named `name`; `failure_rate` is clamped to `[0, 1]`.
@@ -63,10 +72,12 @@ impl FlakyTool {
 }
 
 /// Reads the previous step's output (or the run id, for the first step), calls `tool` on it
-/// and records this step's output and its place in the trail.
+/// through its pipeline as a memoized effect (a resumed run replays the recorded answer), and
+/// records this step's output and its place in the trail. When the pipeline gives up, the
+/// step pauses the run: it waits until a person (or another `execute`) runs the step again.
 async fn use_tool(
     context: StepContext,
-    tool: FlakyTool,
+    (tool, pipelines): (FlakyTool, Arc<Pipelines>),
     mut state: Value,
     input_key: Option<&'static str>,
     output_key: &'static str,
@@ -75,9 +86,18 @@ async fn use_tool(
         Some(key) => state[key]["output"].as_str().unwrap_or_default().to_owned(),
         None => context.run_id().to_owned(),
     };
-    let dependency = tool.name().to_owned();
+    let pipeline = pipelines
+        .get(tool.name())
+        .map_err(|error| StepError::fatal(format!("pipeline {:?}: {error}", tool.name())))?;
     let output: String = context
-        .call(&dependency, || async move { tool.call(&input).await })
+        .effect(tool.name(), |_key| async {
+            pipeline
+                .execute(|| tool.call(&input))
+                .await
+                .map_err(|error| {
+                    StepError::pause(format!("step {:?}: {}", context.step(), describe(&error)))
+                })
+        })
         .await?;
     state[output_key] = json!({ "agent": context.agent(), "output": output });
     let mut trail = match state["trail"].take() {
@@ -89,33 +109,62 @@ async fn use_tool(
     Ok(state)
 }
 
+/// Why a tool call through its pipeline failed, in words.
+fn describe(error: &PipelineError<ToolError>) -> String {
+    match error {
+        PipelineError::Failed(failed) => failed.to_string(),
+        PipelineError::RateLimited(limited) => limited.to_string(),
+        PipelineError::BulkheadFull(full) => full.to_string(),
+        PipelineError::TimedOut(timed_out) => timed_out.to_string(),
+        PipelineError::CircuitOpen(rejected) => rejected.to_string(),
+        PipelineError::RetryBudgetExhausted { attempts, last } => {
+            format!(
+                "retry budget exhausted after {attempts} attempt(s); last: {}",
+                describe(last)
+            )
+        }
+        other => format!("{:?}", other.kind()),
+    }
+}
+
 /// The demo: a researcher searches, an analyst analyses, a writer drafts and a reviewer
 /// checks, each through its own simulated tool (`search_api`, `analysis_api`, `llm_api`,
-/// `review_api`) with the given failure rate and latency.
-pub fn demo_workflow(failure_rate: f64, latency: Duration) -> WorkflowDefinition {
-    let tool = |name| FlakyTool::new(name, failure_rate, latency);
+/// `review_api`) with the given failure rate and latency, through the pipeline of that name
+/// (which does the retrying: the steps themselves make one attempt).
+pub fn demo_workflow(
+    failure_rate: f64,
+    latency: Duration,
+    pipelines: Arc<Pipelines>,
+) -> Workflow<Value> {
+    let tool = |name| {
+        (
+            FlakyTool::new(name, failure_rate, latency),
+            Arc::clone(&pipelines),
+        )
+    };
     let (search, analysis, llm, review) = (
         tool("search_api"),
         tool("analysis_api"),
         tool("llm_api"),
         tool("review_api"),
     );
-    WorkflowDefinition::new(
-        DEMO_WORKFLOW,
-        "research, analyse, draft and review, each agent calling a simulated flaky tool",
-    )
-    .step("research", "researcher", move |ctx, state| {
-        use_tool(ctx, search.clone(), state, None, "research")
-    })
-    .step("analyse", "analyst", move |ctx, state| {
-        use_tool(ctx, analysis.clone(), state, Some("research"), "analysis")
-    })
-    .step("draft", "writer", move |ctx, state| {
-        use_tool(ctx, llm.clone(), state, Some("analysis"), "draft")
-    })
-    .step("review", "reviewer", move |ctx, state| {
-        use_tool(ctx, review.clone(), state, Some("draft"), "review")
-    })
+    let once = || StepPolicy::new().retry(RetryPolicy::none());
+    Workflow::new(DEMO_WORKFLOW)
+        .description(
+            "research, analyse, draft and review, each agent calling a simulated flaky tool",
+        )
+        .step_with("research", "researcher", once(), move |ctx, state| {
+            use_tool(ctx, search.clone(), state, None, "research")
+        })
+        .step_with("analyse", "analyst", once(), move |ctx, state| {
+            use_tool(ctx, analysis.clone(), state, Some("research"), "analysis")
+        })
+        .step_with("draft", "writer", once(), move |ctx, state| {
+            use_tool(ctx, llm.clone(), state, Some("analysis"), "draft")
+        })
+        .step_with("review", "reviewer", once(), move |ctx, state| {
+            use_tool(ctx, review.clone(), state, Some("draft"), "review")
+        })
 }
 
 #[cfg(test)]
@@ -134,12 +183,26 @@ mod tests {
 
     #[tokio::test]
     async fn the_demo_steps_thread_state_from_one_agent_to_the_next() {
-        let workflow = demo_workflow(0.0, Duration::ZERO);
-        let mut state = json!({});
-        for step in workflow.steps() {
-            let ctx = StepContext::detached("run-1", step.name(), step.agent());
-            state = step.run(ctx, state).await.unwrap();
-        }
+        let pipelines = crate::pipelines::Pipelines::new(
+            &Default::default(),
+            crate::pipelines::default_pipeline(1, Default::default()),
+            Default::default(),
+            Default::default(),
+        )
+        .unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let manager = bulwark::checkpoint::StateCheckpointManager::open(dir.path())
+            .await
+            .unwrap();
+        let executor = bulwark::durable::Executor::builder(manager)
+            .workflow(demo_workflow(0.0, Duration::ZERO, Arc::new(pipelines)))
+            .build()
+            .unwrap();
+        let run = executor
+            .start_with_id(DEMO_WORKFLOW, "run-1", &json!({}))
+            .await
+            .unwrap();
+        let state = run.state;
         assert_eq!(
             state["trail"],
             json!(["research", "analyse", "draft", "review"])

@@ -2,7 +2,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError, RwLock};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -10,12 +10,12 @@ use tokio::sync::watch;
 use tracing::Instrument;
 use tracing::field::Empty;
 
-use crate::checkpoint::StateCheckpointManager;
+use crate::checkpoint::{CheckpointId, StateCheckpointManager};
 use crate::clock::{Clock, MonotonicClock};
 
 use super::builder::RunSpanHook;
 use super::context::Resolution;
-use super::definition::{WorkflowDef, WorkflowInfo};
+use super::definition::{Workflow, WorkflowDef, WorkflowInfo};
 use super::drive::{Stop, drive};
 use super::error::{DurableError, validate_run_id};
 use super::lease::Leases;
@@ -37,12 +37,17 @@ pub struct Executor<C: Clock = MonotonicClock> {
 pub(super) struct Inner<C> {
     pub(super) store: RunStore,
     clock: C,
-    workflows: BTreeMap<String, Arc<WorkflowDef>>,
-    /// Every agent of every workflow: where to look for a run id.
-    agents: Vec<String>,
+    /// The workflows, and every agent of every workflow (where to look for a run id), sorted.
+    registered: RwLock<Registered>,
     inflight: Mutex<HashMap<String, Inflight>>,
     leases: Option<Leases>,
     span_hook: Option<RunSpanHook>,
+}
+
+#[derive(Default)]
+struct Registered {
+    workflows: BTreeMap<String, Arc<WorkflowDef>>,
+    agents: Arc<[String]>,
 }
 
 struct Inflight {
@@ -63,7 +68,12 @@ impl<C: Clock> fmt::Debug for Executor<C> {
         f.debug_struct("Executor")
             .field(
                 "workflows",
-                &self.inner.workflows.keys().collect::<Vec<_>>(),
+                &self
+                    .registered()
+                    .workflows
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>(),
             )
             .field("clock", &self.inner.clock)
             .finish_non_exhaustive()
@@ -99,6 +109,7 @@ struct Loaded {
     def: Arc<WorkflowDef>,
     record: RunRecord,
     heads: Heads,
+    checkpoint: CheckpointId,
 }
 
 impl<C: Clock> Executor<C> {
@@ -114,13 +125,51 @@ impl<C: Clock> Executor<C> {
             inner: Arc::new(Inner {
                 store: RunStore::new(manager),
                 clock,
-                workflows,
-                agents,
+                registered: RwLock::new(Registered {
+                    workflows,
+                    agents: agents.into(),
+                }),
                 inflight: Mutex::new(HashMap::new()),
                 leases,
                 span_hook,
             }),
         }
+    }
+
+    fn registered(&self) -> std::sync::RwLockReadGuard<'_, Registered> {
+        self.inner
+            .registered
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+
+    fn agents(&self) -> Arc<[String]> {
+        Arc::clone(&self.registered().agents)
+    }
+
+    /// Registers one more workflow on a running executor (a service that learns its
+    /// workflows after start, e.g. from a plug-in); runs of the others are not disturbed.
+    /// Refused, changing nothing, when the definition is invalid or the name is taken.
+    pub fn register<S>(&self, workflow: Workflow<S>) -> Result<(), DurableError>
+    where
+        S: Serialize + serde::de::DeserializeOwned + Send + 'static,
+    {
+        let def = workflow.into_def()?;
+        let mut registered = self
+            .inner
+            .registered
+            .write()
+            .unwrap_or_else(PoisonError::into_inner);
+        if registered.workflows.contains_key(&def.name) {
+            return Err(DurableError::DuplicateWorkflow { name: def.name });
+        }
+        let mut agents: Vec<String> = registered.agents.iter().cloned().collect();
+        agents.extend(def.agents.iter().cloned());
+        agents.sort();
+        agents.dedup();
+        registered.agents = agents.into();
+        registered.workflows.insert(def.name.clone(), Arc::new(def));
+        Ok(())
     }
 
     fn inflight(&self) -> std::sync::MutexGuard<'_, HashMap<String, Inflight>> {
@@ -166,7 +215,7 @@ impl<C: Clock> Executor<C> {
     }
 
     pub(super) fn workflow(&self, name: &str) -> Result<Arc<WorkflowDef>, DurableError> {
-        self.inner
+        self.registered()
             .workflows
             .get(name)
             .cloned()
@@ -177,7 +226,7 @@ impl<C: Clock> Executor<C> {
 
     /// The registered workflows, by name.
     pub fn workflows(&self) -> Vec<WorkflowInfo> {
-        self.inner
+        self.registered()
             .workflows
             .values()
             .map(|def| def.info())
@@ -191,7 +240,7 @@ impl<C: Clock> Executor<C> {
 
     async fn load(&self, run_id: &str) -> Result<Loaded, DurableError> {
         validate_run_id(run_id)?;
-        let (all_heads, latest) = self.inner.store.heads(&self.inner.agents, run_id).await?;
+        let (all_heads, latest) = self.inner.store.heads(&self.agents(), run_id).await?;
         let not_found = || DurableError::RunNotFound {
             run_id: run_id.to_owned(),
         };
@@ -213,12 +262,17 @@ impl<C: Clock> Executor<C> {
             .iter()
             .map(|agent| (agent.clone(), all_heads.get(agent).copied().flatten()))
             .collect();
-        Ok(Loaded { def, record, heads })
+        Ok(Loaded {
+            def,
+            record,
+            heads,
+            checkpoint: latest.id,
+        })
     }
 
     /// Fails with [`DurableError::RunExists`] when any checkpoint is under `run_id`.
     pub(super) async fn ensure_new(&self, run_id: &str) -> Result<(), DurableError> {
-        let (heads, _) = self.inner.store.heads(&self.inner.agents, run_id).await?;
+        let (heads, _) = self.inner.store.heads(&self.agents(), run_id).await?;
         if heads.values().any(Option::is_some) {
             return Err(DurableError::RunExists {
                 run_id: run_id.to_owned(),
@@ -342,6 +396,7 @@ impl<C: Clock> Executor<C> {
             def,
             mut record,
             heads,
+            ..
         } = self.load(run_id).await?;
         if record.status != RunStatus::Waiting {
             return Err(DurableError::WrongStatus {
@@ -385,7 +440,9 @@ impl<C: Clock> Executor<C> {
     pub async fn recover(&self, run_id: &str) -> Result<RunRecord, DurableError> {
         validate_run_id(run_id)?;
         let claim = self.claim(run_id).await?;
-        let Loaded { def, record, heads } = self.load(run_id).await?;
+        let Loaded {
+            def, record, heads, ..
+        } = self.load(run_id).await?;
         if record.status != RunStatus::Running {
             return Err(DurableError::WrongStatus {
                 run_id: run_id.to_owned(),
@@ -443,6 +500,7 @@ impl<C: Clock> Executor<C> {
             def,
             mut record,
             mut heads,
+            ..
         } = self.load(run_id).await?;
         if record.status.is_finished() {
             return Err(DurableError::WrongStatus {
@@ -467,6 +525,15 @@ impl<C: Clock> Executor<C> {
         Ok(self.load(run_id).await?.record)
     }
 
+    /// The run's latest record and the checkpoint holding it.
+    pub async fn get_with_checkpoint(
+        &self,
+        run_id: &str,
+    ) -> Result<(RunRecord, CheckpointId), DurableError> {
+        let loaded = self.load(run_id).await?;
+        Ok((loaded.record, loaded.checkpoint))
+    }
+
     /// The runs of `workflow` (every workflow when `None`), optionally only those in `status`,
     /// each as its newest checkpoint's metadata says.
     pub async fn list_runs(
@@ -476,7 +543,7 @@ impl<C: Clock> Executor<C> {
     ) -> Result<Vec<RunSummary>, DurableError> {
         let defs = match workflow {
             Some(name) => vec![self.workflow(name)?],
-            None => self.inner.workflows.values().cloned().collect(),
+            None => self.registered().workflows.values().cloned().collect(),
         };
         let mut runs = Vec::new();
         for def in defs {
