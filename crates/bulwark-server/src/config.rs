@@ -90,6 +90,8 @@ pub struct Config {
     /// `[breakers]`: the config of the circuit breaker around each workflow dependency
     /// (`failure_threshold`, `success_threshold`, `timeout`, `half_open_max_calls`, ...).
     pub breakers: bulwark::breaker::CircuitBreakerConfig,
+    /// `[alerting]`: alert rules and where alerts go.
+    pub alerting: crate::alerting::AlertingSection,
 }
 
 /// Shortest bearer token accepted, in bytes (issue 12 defect 10: a guessable token is no
@@ -552,6 +554,7 @@ impl Config {
         if let Err(error) = self.breakers.validate() {
             return invalid("breakers", &error.to_string());
         }
+        self.alerting.validate()?;
         let listen = self.server.listen;
         if !listen.ip().is_loopback() && self.server.token.is_none() && !self.server.insecure {
             return Err(ConfigError::InsecureBind(listen));

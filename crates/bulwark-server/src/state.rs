@@ -50,6 +50,9 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    /// The alert rules or notifiers are not usable.
+    #[error("{0}")]
+    Alerting(#[from] crate::config::ConfigError),
     /// A configured backend is not available in this build.
     #[error("{0}")]
     Unsupported(String),
@@ -92,6 +95,7 @@ struct Inner {
     started: Instant,
     allowed_hosts: crate::guard::AllowedHosts,
     trace_store_reported: crate::telemetry::TraceStoreReported,
+    alerts: bulwark::alerting::AlertEngine,
 }
 
 impl AppState {
@@ -188,6 +192,15 @@ impl AppState {
                     None,
                 ),
             };
+        let alerts = config.alerting.engine(
+            telemetry.metrics(),
+            &breakers,
+            &format!("http://{}", config.server.listen),
+        )?;
+        if !alerts.rules().is_empty() {
+            tokio::spawn(alerts.clone().run());
+            tokio::spawn(alerts.clone().run_notifiers());
+        }
         let workflows = WorkflowRegistry::new();
         workflows.register(demo_workflow(config.demo.failure_rate, config.demo.latency));
         Ok(Self {
@@ -223,6 +236,7 @@ impl AppState {
                     Some(config.server.listen),
                 ),
                 trace_store_reported: Default::default(),
+                alerts,
             }),
         })
     }
@@ -301,6 +315,12 @@ impl AppState {
     /// The checkpoint manager workflow runs save into and the API reads.
     pub fn checkpoint_manager(&self) -> &StateCheckpointManager {
         &self.inner.checkpoints
+    }
+
+    /// The alert engine (`[alerting]`): its rules, alerts and notifier queues, and
+    /// [`subscribe`](bulwark::alerting::AlertEngine::subscribe) for alert events.
+    pub fn alerts(&self) -> &bulwark::alerting::AlertEngine {
+        &self.inner.alerts
     }
 
     /// The circuit breakers around workflow dependencies (one per dependency name).
