@@ -32,7 +32,9 @@ use std::time::Duration;
 use bulwark::alerting::notify::{
     AlertmanagerNotifier, DeliveryPolicy, LogNotifier, Notifier, WebhookNotifier,
 };
-use bulwark::alerting::{AlertEngine, AlertRule, EngineConfig, RuleSpec, rules_from_specs};
+use bulwark::alerting::{
+    AlertEngine, AlertRule, EngineConfig, RuleSpec, check_metrics, rules_from_specs,
+};
 use bulwark::breaker::BreakerRegistry;
 use bulwark::telemetry::metrics::MetricsRegistry;
 use serde::Deserialize;
@@ -137,9 +139,33 @@ fn http_url(field: &'static str, url: &str) -> Result<(), ConfigError> {
 }
 
 impl AlertingSection {
-    /// The rules, checked: the first bad one is named with its field.
+    /// The rules, checked (metrics included): the first bad one is named with its field.
     pub fn rules(&self) -> Result<Vec<AlertRule>, ConfigError> {
-        rules_from_specs(&self.rules).map_err(|e| invalid("alerting.rules", e.to_string()))
+        let rules =
+            rules_from_specs(&self.rules).map_err(|e| invalid("alerting.rules", e.to_string()))?;
+        check_metrics(&rules, self.known_metrics().iter().map(String::as_str))
+            .map_err(|e| invalid("alerting.rules", e.to_string()))?;
+        Ok(rules)
+    }
+
+    /// The server's own metrics and `known_metrics`.
+    fn known_metrics(&self) -> Vec<String> {
+        use crate::telemetry::{
+            HTTP_REQUEST_SECONDS, HTTP_REQUESTS_TOTAL, TRACE_STORE_BYTES,
+            TRACE_STORE_EVICTIONS_TOTAL, WORKFLOW_STEP_SECONDS, WORKFLOW_STEPS_TOTAL,
+        };
+        [
+            HTTP_REQUESTS_TOTAL,
+            HTTP_REQUEST_SECONDS,
+            WORKFLOW_STEPS_TOTAL,
+            WORKFLOW_STEP_SECONDS,
+            TRACE_STORE_BYTES,
+            TRACE_STORE_EVICTIONS_TOTAL,
+        ]
+        .into_iter()
+        .map(str::to_owned)
+        .chain(self.known_metrics.iter().cloned())
+        .collect()
     }
 
     /// The evaluation interval.
@@ -253,7 +279,7 @@ impl AlertingSection {
                 Duration::from_millis(500),
                 Duration::from_secs(30),
             ));
-        config.known_metrics = self.known_metrics.clone();
+        config.known_metrics = self.known_metrics();
         config.notifiers = self.notifiers()?;
         AlertEngine::new(
             self.rules()?,

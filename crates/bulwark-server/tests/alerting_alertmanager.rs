@@ -17,21 +17,6 @@ use axum::routing::post;
 use bulwark::alerting::RuleSpec;
 use serde_json::Value;
 
-fn required_env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{name} is not set but CI=true: scripts/test.sh must provide it")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: {name} is not set (run through scripts/test.sh to enable this test)"
-            );
-            None
-        }
-    }
-}
-
 /// An Alertmanager on a free port, killed on drop.
 struct Alertmanager {
     bin: String,
@@ -191,7 +176,7 @@ fn notifications(got: &Received, status: &str) -> usize {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_breaker_opened_by_the_demo_workflow_fires_once_in_alertmanager_and_resolves() {
-    let Some(bin) = required_env("BULWARK_ALERTMANAGER_BIN") else {
+    let Some(bin) = common::required_env("BULWARK_ALERTMANAGER_BIN") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();
@@ -271,7 +256,7 @@ async fn a_breaker_opened_by_the_demo_workflow_fires_once_in_alertmanager_and_re
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_alertmanager_restarted_while_firing_and_down_at_the_resolve_loses_nothing() {
-    let Some(bin) = required_env("BULWARK_ALERTMANAGER_BIN") else {
+    let Some(bin) = common::required_env("BULWARK_ALERTMANAGER_BIN") else {
         return;
     };
     let dir = tempfile::tempdir().unwrap();

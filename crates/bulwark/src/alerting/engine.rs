@@ -63,6 +63,29 @@ impl BreakerListener for Latch {
     }
 }
 
+/// Checks that each metric a rule names is known: one of Bulwark's own (breakers, limiters,
+/// checkpoints, telemetry, alerting) or one of `known`.
+pub fn check_metrics<'a>(
+    rules: &[AlertRule],
+    known: impl IntoIterator<Item = &'a str>,
+) -> Result<(), RuleError> {
+    let known = eval::known_metrics(known);
+    for rule in rules {
+        if let Some(metric) = rule.condition.metric()
+            && !known.contains(eval::base_name(metric))
+        {
+            return Err(RuleError {
+                rule: rule.name.clone(),
+                field: "metric",
+                reason: format!(
+                    "unknown metric `{metric}` (not a Bulwark metric, not registered, not in `known_metrics`)"
+                ),
+            });
+        }
+    }
+    Ok(())
+}
+
 /// Evaluates [`AlertRule`]s over a metrics registry and a breaker registry on a [`Clock`].
 ///
 /// [`evaluate`](Self::evaluate) runs one round; [`run`](Self::run) runs rounds every
@@ -114,19 +137,16 @@ impl<C: Clock> AlertEngine<C> {
         breakers: Option<Arc<BreakerRegistry<C>>>,
         clock: C,
     ) -> Result<Self, RuleError> {
-        let known = eval::known_metrics(&metrics, &config.known_metrics);
+        let snapshot = metrics.snapshot();
+        check_metrics(
+            &rules,
+            snapshot
+                .metrics
+                .iter()
+                .map(|m| m.name.as_str())
+                .chain(config.known_metrics.iter().map(String::as_str)),
+        )?;
         for rule in &rules {
-            if let Some(metric) = rule.condition.metric()
-                && !known.contains(eval::base_name(metric))
-            {
-                return Err(RuleError {
-                    rule: rule.name.clone(),
-                    field: "metric",
-                    reason: format!(
-                        "unknown metric `{metric}` (not a Bulwark metric, not registered, not in `known_metrics`)"
-                    ),
-                });
-            }
             if matches!(rule.condition, Condition::BreakerState { .. }) && breakers.is_none() {
                 return Err(RuleError {
                     rule: rule.name.clone(),

@@ -9,9 +9,7 @@ use super::series::{History, Sample};
 use crate::breaker::{BreakerRegistry, State};
 use crate::clock::{Clock, duration_to_nanos};
 use crate::telemetry::metrics::names::BUILTIN_HELP;
-use crate::telemetry::metrics::{
-    MetricSnapshot, MetricsRegistry, MetricsSnapshot, SeriesSnapshot, SeriesValue,
-};
+use crate::telemetry::metrics::{MetricSnapshot, MetricsSnapshot, SeriesSnapshot, SeriesValue};
 
 /// Sample histories: metric (base name) → series labels → history.
 pub(crate) type Histories = HashMap<String, HashMap<BTreeMap<String, String>, History>>;
@@ -58,19 +56,17 @@ impl<'a> Index<'a> {
     }
 }
 
-pub(crate) fn known_metrics(metrics: &MetricsRegistry, extra: &[String]) -> HashSet<String> {
-    let snapshot = metrics.snapshot();
+pub(crate) fn known_metrics<'a>(extra: impl IntoIterator<Item = &'a str>) -> HashSet<String> {
     BUILTIN_HELP
         .iter()
         .map(|(n, _)| *n)
-        .chain(snapshot.metrics.iter().map(|m| m.name.as_str()))
-        .chain(extra.iter().map(String::as_str))
         .chain([
             super::engine::ALERTS_FIRING,
             super::engine::ALERT_EVALUATIONS_TOTAL,
         ])
         .chain(super::notify::NOTIFY_METRICS)
         .map(|n| base_name(n).to_owned())
+        .chain(extra.into_iter().map(|n| base_name(n).to_owned()))
         .collect()
 }
 

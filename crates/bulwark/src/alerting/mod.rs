@@ -69,7 +69,7 @@ mod template;
 
 pub use alert::{Alert, AlertEvent, AlertState, Batch, Notice, rfc3339};
 pub use config::EngineConfig;
-pub use engine::{ALERT_EVALUATIONS_TOTAL, ALERTS_FIRING, AlertEngine};
+pub use engine::{ALERT_EVALUATIONS_TOTAL, ALERTS_FIRING, AlertEngine, check_metrics};
 pub use matcher::{LabelMatcher, MatchOp, NamePattern, parse_selector};
 pub use rule::{
     AlertRule, CHECKPOINT_CORRUPTIONS, Comparison, Condition, Number, RuleError, RuleSpec,
