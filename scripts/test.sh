@@ -14,6 +14,10 @@ trap stop_phoenix EXIT
 ensure_promtool
 ensure_phoenix
 
+# Alerting: Alertmanager and Prometheus from Debian's packages; each test starts its own.
+source scripts/alertmanager.sh
+ensure_alertmanager
+
 # The server as a user builds it (default features), kept apart from the all-features build
 # below, for the "as shipped" contract test (tests/shipped_binary.rs).
 target_dir="${CARGO_TARGET_DIR:-target}"

@@ -103,6 +103,8 @@ pub struct Config {
     /// (`search_api`, `analysis_api`, `llm_api`, `review_api`), which default to
     /// `workflows.max_attempts` retries around a `[breakers]` breaker when not set here.
     pub pipelines: std::collections::BTreeMap<String, bulwark::pipeline::PipelineConfig>,
+    /// `[alerting]`: alert rules and where alerts go.
+    pub alerting: crate::alerting::AlertingSection,
 }
 
 /// Shortest bearer token accepted, in bytes (issue 12 defect 10: a guessable token is no
@@ -592,6 +594,7 @@ impl Config {
                 .build(name, bulwark::clock::MonotonicClock::new(), &observers)
                 .map_err(|error| pipeline_error(error.to_string()))?;
         }
+        self.alerting.validate()?;
         let listen = self.server.listen;
         if !listen.ip().is_loopback() && self.server.token.is_none() && !self.server.insecure {
             return Err(ConfigError::InsecureBind(listen));

@@ -39,6 +39,7 @@
 //! # }).unwrap();
 //! ```
 
+pub mod alerting;
 pub mod api;
 mod auth;
 pub mod cli;

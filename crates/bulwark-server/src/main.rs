@@ -1,5 +1,6 @@
 //! The `bulwark` command: `bulwark serve` runs the API; `bulwark checkpoints` works on a
-//! checkpoint folder offline.
+//! checkpoint folder offline; `bulwark alerts export-rules` writes the alert rules for
+//! Prometheus.
 
 use clap::{Parser, Subcommand};
 use tracing_subscriber::EnvFilter;
@@ -21,6 +22,8 @@ enum Command {
     Serve(bulwark_server::serve::ServeArgs),
     /// Inspect and maintain a checkpoint folder offline.
     Checkpoints(bulwark_server::cli::checkpoints::CheckpointsArgs),
+    /// Work with alert rules (`export-rules` writes them for Prometheus).
+    Alerts(bulwark_server::cli::alerts::AlertsArgs),
 }
 
 #[tokio::main]
@@ -48,5 +51,6 @@ async fn main() -> anyhow::Result<()> {
                 .init();
             bulwark_server::cli::checkpoints::run(args).await
         }
+        Command::Alerts(args) => bulwark_server::cli::alerts::run(args),
     }
 }

@@ -55,6 +55,9 @@ pub enum StateError {
         #[source]
         source: std::io::Error,
     },
+    /// The alert rules or notifiers are not usable.
+    #[error("{0}")]
+    Alerting(#[from] crate::config::ConfigError),
     /// A configured backend is not available in this build.
     #[error("{0}")]
     Unsupported(String),
@@ -103,6 +106,7 @@ struct Inner {
     allowed_hosts: crate::guard::AllowedHosts,
     trace_store_reported: crate::telemetry::TraceStoreReported,
     events: EventBus,
+    alerts: bulwark::alerting::AlertEngine,
 }
 
 impl AppState {
@@ -220,6 +224,15 @@ impl AppState {
             )
             .map_err(|(name, source)| StateError::Pipeline { name, source })?,
         );
+        let alerts = config.alerting.engine(
+            telemetry.metrics(),
+            &breakers,
+            &format!("http://{}", config.server.listen),
+        )?;
+        if !alerts.rules().is_empty() {
+            tokio::spawn(alerts.clone().run());
+            tokio::spawn(alerts.clone().run_notifiers());
+        }
         let workflows = workflows(config, &checkpoints, &pipelines, telemetry.metrics()).await?;
         Ok(Self {
             inner: Arc::new(Inner {
@@ -252,6 +265,7 @@ impl AppState {
                 ),
                 trace_store_reported: Default::default(),
                 events,
+                alerts,
             }),
         })
     }
@@ -343,6 +357,12 @@ impl AppState {
     /// The checkpoint manager workflow runs save into and the API reads.
     pub fn checkpoint_manager(&self) -> &StateCheckpointManager {
         &self.inner.checkpoints
+    }
+
+    /// The alert engine (`[alerting]`): its rules, alerts and notifier queues, and
+    /// [`subscribe`](bulwark::alerting::AlertEngine::subscribe) for alert events.
+    pub fn alerts(&self) -> &bulwark::alerting::AlertEngine {
+        &self.inner.alerts
     }
 
     /// The circuit breakers around workflow dependencies (one per dependency name).

@@ -7,6 +7,7 @@
 //! | module | what it gives |
 //! |---|---|
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
+//! | `alerting` (feature `alerting`) | alert rules over breakers and metrics, evaluated on the clock (pending, firing, resolved, keep-firing-for), notifiers to Alertmanager v2, signed webhooks and the log, export as Prometheus rules |
 //! | [`breaker`] | circuit breakers: [`CircuitBreaker`](breaker::CircuitBreaker) with strict half-open admission, a registry, listeners, a tower layer |
 //! | [`bulkhead`] | at most N calls at once: [`Bulkhead`](bulkhead::Bulkhead) with an optional bounded queue and max wait, keyed bulkheads with idle keys evicted |
 //! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), filesystem and PostgreSQL stores |
@@ -27,6 +28,7 @@
 //! * `postgres`: `checkpoint::store::PostgresStore`, checkpoints shared through PostgreSQL.
 //! * `encryption`: checkpoint encryption at rest (XChaCha20-Poly1305, ids bound as associated data).
 //! * `otlp`: OTLP span export (HTTP/protobuf or gRPC) from [`telemetry`].
+//! * `alerting`: the `alerting` module (its notifiers bring an HTTP client).
 //!
 //! ```
 //! use bulwark::ratelimit::{RateLimitConfig, RateLimiter};
@@ -37,6 +39,8 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 
+#[cfg(feature = "alerting")]
+pub mod alerting;
 pub mod breaker;
 pub mod bulkhead;
 pub mod checkpoint;

@@ -1,6 +1,8 @@
 //! The metrics registry: original calls, facade, cap, reset, renderings, primitives' metrics.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod support;
+
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -370,24 +372,9 @@ fn checkpoint_helpers_record_durations_sizes_and_corruptions() {
 
 /// Reads an environment variable a test needs; unset, the test is skipped with a message,
 /// except in CI (`CI=true`) where it fails.
-fn required_env(name: &str) -> Option<String> {
-    match std::env::var(name) {
-        Ok(v) if !v.is_empty() => Some(v),
-        _ if std::env::var("CI").as_deref() == Ok("true") => {
-            panic!("{name} is not set but CI=true: scripts/test.sh must provide it")
-        }
-        _ => {
-            eprintln!(
-                "SKIPPED: {name} is not set (run through scripts/test.sh to enable this test)"
-            );
-            None
-        }
-    }
-}
-
 #[test]
 fn promtool_accepts_the_prometheus_text() {
-    let Some(promtool) = required_env("BULWARK_PROMTOOL") else {
+    let Some(promtool) = support::required_env("BULWARK_PROMTOOL") else {
         return;
     };
     let registry = MetricsRegistry::new(MetricsConfig::default().with_max_series_per_metric(3));

@@ -1,6 +1,7 @@
 //! The routes, one module per group: `/api/observability/...`, `/api/workflows/...`,
 //! `/api/openapi.json`.
 
+mod alerts;
 mod breakers;
 mod checkpoints;
 mod events;
@@ -59,6 +60,8 @@ pub(crate) fn checkpoint_error(error: CheckpointError) -> ApiError {
 pub fn observability_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
+        .route("/alerts", get(alerts::list))
+        .route("/alert-rules", get(alerts::rules))
         .route("/rate-limiters", get(ratelimiters::list))
         .route("/checkpoints", get(checkpoints::list))
         .route("/checkpoints/cleanup", post(checkpoints::cleanup))

@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{breakers, checkpoints, health, metrics, ratelimiters, traces, workflows};
+use super::{alerts, breakers, checkpoints, health, metrics, ratelimiters, traces, workflows};
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// The API's OpenAPI document.
@@ -16,6 +16,8 @@ use crate::error::{ErrorBody, ErrorDetail};
     info(title = "Bulwark API", description = "Observability of Bulwark's primitives and hardened workflow runs"),
     paths(
         health::health,
+        alerts::list,
+        alerts::rules,
         ratelimiters::list,
         checkpoints::list,
         checkpoints::show,

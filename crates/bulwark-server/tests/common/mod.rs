@@ -260,3 +260,20 @@ pub fn wait_for_checkpoints(port: u16, workflow_id: &str, count: usize, what: &s
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
 }
+
+/// An environment variable `scripts/test.sh` sets (a tool's path): `None` with a message when
+/// unset, a panic when `CI=true`.
+pub fn required_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if std::env::var("CI").as_deref() == Ok("true") => {
+            panic!("{name} is not set but CI=true: scripts/test.sh must provide it")
+        }
+        _ => {
+            eprintln!(
+                "SKIPPED: {name} is not set (run through scripts/test.sh to enable this test)"
+            );
+            None
+        }
+    }
+}

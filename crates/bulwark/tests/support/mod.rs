@@ -22,6 +22,21 @@ pub fn unavailable<T>(service: &str, error: impl std::fmt::Display) -> Option<T>
     None
 }
 
+/// An environment variable `scripts/test.sh` sets (a tool's path): `None` with a message when
+/// unset, a panic when `CI=true`.
+pub fn required_env(name: &str) -> Option<String> {
+    match std::env::var(name) {
+        Ok(v) if !v.is_empty() => Some(v),
+        _ if in_ci() => panic!("{name} is not set but CI=true: scripts/test.sh must provide it"),
+        _ => {
+            eprintln!(
+                "SKIPPED: {name} is not set (run through scripts/test.sh to enable this test)"
+            );
+            None
+        }
+    }
+}
+
 /// A key prefix no other test run uses.
 pub fn unique_prefix(test: &str) -> String {
     let nanos = SystemTime::now()

@@ -1,0 +1,184 @@
+//! Rules as a Prometheus rule file: the same conditions as PromQL over the `/metrics` series.
+//!
+//! | condition | expression |
+//! |---|---|
+//! | `breaker_state` | `bulwark_circuitbreaker_state{name=~"GLOB AS REGEX",state=~"open\|half_open"} == 1`, `for` = max(`for`, `min_open`) |
+//! | `rate` | `rate(METRIC_total{SELECTOR}[WINDOW]) OP THRESHOLD` |
+//! | `gauge` | `METRIC{SELECTOR} OP THRESHOLD` |
+//! | `quantile` | `histogram_quantile(Q, rate(METRIC_bucket{SELECTOR}[WINDOW])) OP THRESHOLD` |
+//! | `stuck` | `increase(METRIC_total{SELECTOR}[WINDOW]) == 0` |
+//! | `checkpoint_corrupt` | `increase(bulwark_checkpoint_corruptions_total[WINDOW]) > 0` |
+//!
+//! Labels and annotations are copied as written (`{{ $labels.X }}` and `{{ $value }}` mean the
+//! same in both engines). Where they differ: Prometheus sees a breaker only at scrapes (an OPEN
+//! shorter than the scrape interval is missed, `$next_trial_in` is not known to it), adds the
+//! scrape's `job` and `instance` labels, and extrapolates `rate`/`increase` to the window's
+//! edges (the embedded engine divides the increase since the sample at the window's start).
+
+use std::fmt::Write as _;
+use std::time::Duration;
+
+use super::matcher::{LabelMatcher, escape};
+use super::rule::{AlertRule, Condition};
+use crate::telemetry::metrics::names::CIRCUITBREAKER_STATE;
+
+fn quote(text: &str) -> String {
+    // A JSON string is a valid YAML double-quoted scalar.
+    serde_json::to_string(text).unwrap_or_else(|_| "\"\"".to_owned())
+}
+
+fn duration(d: Duration) -> String {
+    let ms = d.as_millis();
+    if ms == 0 {
+        "0s".to_owned()
+    } else if !ms.is_multiple_of(1000) {
+        format!("{ms}ms")
+    } else if !ms.is_multiple_of(60_000) {
+        format!("{}s", ms / 1000)
+    } else if !ms.is_multiple_of(3_600_000) {
+        format!("{}m", ms / 60_000)
+    } else {
+        format!("{}h", ms / 3_600_000)
+    }
+}
+
+fn selector(matchers: &[LabelMatcher]) -> String {
+    let inner: Vec<String> = matchers.iter().map(ToString::to_string).collect();
+    format!("{{{}}}", inner.join(","))
+}
+
+fn counter_name(metric: &str) -> String {
+    format!("{}_total", super::eval::base_name(metric))
+}
+
+/// The PromQL expression and the `for` Prometheus should use for `rule`.
+pub fn expression(rule: &AlertRule) -> (String, Duration) {
+    match &rule.condition {
+        Condition::BreakerState {
+            breaker,
+            states,
+            min_open,
+        } => {
+            let states: Vec<&str> = states.iter().map(|s| s.as_str()).collect();
+            (
+                format!(
+                    "{CIRCUITBREAKER_STATE}{{name=~\"{}\",state=~\"{}\"}} == 1",
+                    escape(&breaker.to_regex()),
+                    states.join("|")
+                ),
+                rule.for_.max(*min_open),
+            )
+        }
+        Condition::Rate {
+            metric,
+            matchers,
+            window,
+            op,
+            threshold,
+        } => (
+            format!(
+                "rate({}{}[{}]) {} {}",
+                counter_name(metric),
+                selector(matchers),
+                duration(*window),
+                op.as_str(),
+                threshold
+            ),
+            rule.for_,
+        ),
+        Condition::Gauge {
+            metric,
+            matchers,
+            op,
+            threshold,
+        } => (
+            format!(
+                "{}{} {} {}",
+                metric,
+                selector(matchers),
+                op.as_str(),
+                threshold
+            ),
+            rule.for_,
+        ),
+        Condition::Quantile {
+            metric,
+            matchers,
+            quantile,
+            window,
+            op,
+            threshold,
+        } => (
+            format!(
+                "histogram_quantile({}, rate({}_bucket{}[{}])) {} {}",
+                quantile,
+                metric,
+                selector(matchers),
+                duration(*window),
+                op.as_str(),
+                threshold
+            ),
+            rule.for_,
+        ),
+        Condition::Stuck {
+            metric,
+            matchers,
+            window,
+        } => (
+            format!(
+                "increase({}{}[{}]) == 0",
+                counter_name(metric),
+                selector(matchers),
+                duration(*window)
+            ),
+            rule.for_,
+        ),
+        Condition::CheckpointCorrupt { window } => (
+            format!(
+                "increase({}[{}]) > 0",
+                super::rule::CHECKPOINT_CORRUPTIONS,
+                duration(*window)
+            ),
+            rule.for_,
+        ),
+    }
+}
+
+/// A Prometheus rule file with one group named `group`, evaluated every `interval`.
+pub fn prometheus_rules(rules: &[AlertRule], group: &str, interval: Duration) -> String {
+    let mut out = String::from("# Generated by `bulwark alerts export-rules`.\ngroups:\n");
+    let _ = writeln!(
+        out,
+        "  - name: {}\n    interval: {}\n    rules:",
+        quote(group),
+        duration(interval)
+    );
+    if rules.is_empty() {
+        out.truncate(out.len() - "\n    rules:".len() - 1);
+        out.push_str("\n    rules: []\n");
+        return out;
+    }
+    for rule in rules {
+        let (expr, for_) = expression(rule);
+        let _ = writeln!(out, "      - alert: {}", quote(&rule.name));
+        let _ = writeln!(out, "        expr: {}", quote(&expr));
+        let _ = writeln!(out, "        for: {}", duration(for_));
+        if !rule.keep_firing_for.is_zero() {
+            let _ = writeln!(
+                out,
+                "        keep_firing_for: {}",
+                duration(rule.keep_firing_for)
+            );
+        }
+        for (key, map) in [("labels", &rule.labels), ("annotations", &rule.annotations)] {
+            if map.is_empty() {
+                continue;
+            }
+            let _ = writeln!(out, "        {key}:");
+            for (k, v) in map {
+                let _ = writeln!(out, "          {}: {}", k, quote(v));
+            }
+        }
+    }
+    out
+}
