@@ -8,6 +8,7 @@
 //! |---|---|
 //! | [`clock`] | the [`Clock`](clock::Clock) trait, the real [`MonotonicClock`](clock::MonotonicClock) and the test [`ManualClock`](clock::ManualClock) |
 //! | [`breaker`] | circuit breakers: [`CircuitBreaker`](breaker::CircuitBreaker) with strict half-open admission, a registry, listeners, a tower layer |
+//! | [`budget`] | token, request and cost budgets for LLM calls: reserve the bound before a call, settle the real usage after it; stacked, expiring, priced from TOML, local or on Redis |
 //! | [`bulkhead`] | at most N calls at once: [`Bulkhead`](bulkhead::Bulkhead) with an optional bounded queue and max wait, keyed bulkheads with idle keys evicted |
 //! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), filesystem and PostgreSQL stores |
 //! | [`durable`] | durable agent workflows on checkpoints: steps and fan-outs, memoized effects with an idempotency key, interrupts, retries and timeouts, cancel, fork |
@@ -21,7 +22,7 @@
 //!
 //! * `macros` (default): the `#[rate_limit]`, `#[circuit_breaker]` and `#[resilient]` attribute macros.
 //! * `axum`: the client-IP key extractor also reads axum's `ConnectInfo<SocketAddr>`.
-//! * `redis`: `ratelimit::redis`, limits shared by every replica through Redis.
+//! * `redis`: `ratelimit::redis` and `budget::redis`, limits and budgets shared by every replica through Redis.
 //! * `postgres`: `checkpoint::store::PostgresStore`, checkpoints shared through PostgreSQL.
 //! * `encryption`: checkpoint encryption at rest (XChaCha20-Poly1305, ids bound as associated data).
 //! * `otlp`: OTLP span export (HTTP/protobuf or gRPC) from [`telemetry`].
@@ -36,6 +37,7 @@
 //! ```
 
 pub mod breaker;
+pub mod budget;
 pub mod bulkhead;
 pub mod checkpoint;
 pub mod clock;
