@@ -12,6 +12,7 @@
 //! | [`bulkhead`] | at most N calls at once: [`Bulkhead`](bulkhead::Bulkhead) with an optional bounded queue and max wait, keyed bulkheads with idle keys evicted |
 //! | [`checkpoint`] | durable, SHA-256-verified state snapshots: [`StateCheckpointManager`](checkpoint::StateCheckpointManager), [`AutoCheckpointer`](checkpoint::AutoCheckpointer), filesystem and PostgreSQL stores |
 //! | [`durable`] | durable agent workflows on checkpoints: steps and fan-outs, memoized effects with an idempotency key, interrupts, retries and timeouts, cancel, fork |
+//! | [`llm`] | provider rate-limit headers (OpenAI, Anthropic, `Retry-After`) read into signals that tighten limiters and budgets and pause on a 429; LLM failure classes for retries and breakers |
 //! | [`pipeline`] | the resilience pipeline: [`ResiliencePipeline`](pipeline::ResiliencePipeline) composing limiter, bulkhead, timeouts, retry, breaker and fallback outer to inner, from code or a TOML config by name, as a tower layer |
 //! | [`ratelimit`] | GCRA token buckets: [`RateLimiter`](ratelimit::RateLimiter), [`KeyedRateLimiter`](ratelimit::KeyedRateLimiter), a registry, a tower layer, a Redis backend |
 //! | [`retry`] | retries with capped backoff (constant, linear, exponential, AWS jitter), `retry_after` honoured, a shared retry budget |
@@ -42,6 +43,7 @@ pub mod bulkhead;
 pub mod checkpoint;
 pub mod clock;
 pub mod durable;
+pub mod llm;
 pub mod pipeline;
 pub mod ratelimit;
 pub mod retry;

@@ -70,7 +70,7 @@ mod ledger;
 mod observer;
 mod price;
 mod reservation;
-mod spec;
+pub(crate) mod spec;
 mod state;
 mod usage;
 
