@@ -46,6 +46,8 @@ pub mod durable;
 pub mod llm;
 pub mod pipeline;
 pub mod ratelimit;
+#[cfg(feature = "redis")]
+mod redis_connect;
 pub mod retry;
 mod serde_duration;
 mod sync;

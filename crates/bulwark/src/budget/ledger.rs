@@ -248,6 +248,8 @@ impl<C: Clock> Ledger<C> {
         let cost = cost_of(price, actual);
         let mut notes = Vec::new();
         let mut state = lock(&self.shared.state);
+        // A reservation past its deadline is expired whether or not a reserve swept it yet.
+        state.expire(now, &mut notes);
         let was_held = held.and_then(|(slot, generation)| state.take(slot, generation));
         if let Some(held) = &was_held {
             state.release(&held.parts, now);

@@ -69,6 +69,8 @@ mod error;
 mod ledger;
 mod observer;
 mod price;
+#[cfg(feature = "redis")]
+pub mod redis;
 mod reservation;
 pub(crate) mod spec;
 mod state;
