@@ -31,7 +31,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 use serde::Serialize;
 
 use super::backend::{CheckFuture, RateLimitBackend};
@@ -388,16 +388,14 @@ impl RedisRateLimiterBuilder {
 
     /// Connects to the Redis at `url` (`redis://host:port/db`) with a reconnecting connection.
     pub async fn connect(self, url: &str) -> Result<RedisRateLimiter, RedisSetupError> {
-        let client = redis::Client::open(url)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(self.timeout))
-            .set_response_timeout(Some(self.timeout))
-            .set_number_of_retries(1);
-        let timeout = self.timeout.max(Duration::from_secs(1));
-        let connection =
-            tokio::time::timeout(timeout, ConnectionManager::new_with_config(client, config))
-                .await
-                .map_err(|_| RedisSetupError::ConnectTimeout(timeout))??;
+        let connection = crate::redis_connect::connect(url, self.timeout)
+            .await
+            .map_err(|error| match error {
+                crate::redis_connect::ConnectError::Redis(e) => RedisSetupError::Connect(e),
+                crate::redis_connect::ConnectError::Timeout(t) => {
+                    RedisSetupError::ConnectTimeout(t)
+                }
+            })?;
         self.build(connection)
     }
 
