@@ -6,6 +6,10 @@
 //! 3. `fsync` the folder, making the name durable; only now does the save return;
 //! 4. append a record to `index.log` (not synced: the index is an accelerator).
 //!
+//! Step 3 is a group commit (`fs/group.rs`): saves renamed while a folder flush runs share the
+//! next one. The manager saves in the cheap form (uncompressed, with its SHA-256) and the
+//! background compactor (`fs/compactor.rs`) rewrites each checkpoint with its codec afterwards.
+//!
 //! Opening reconciles the index with the folder listing: files the log does not know are read
 //! (header only) and added, entries whose file is gone are dropped. Later queries only read
 //! the log's new tail (records other processes appended), so the cost of a save stays
@@ -14,19 +18,24 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
 
+mod compactor;
+mod group;
 mod reconcile;
 
+pub use compactor::{CompactionReport, CompactionStats};
+pub use group::CommitStats;
 pub use reconcile::RebuildReport;
 
 use super::index::{LogRecord, MemIndex, encode_record};
 use super::io::{StdIo, StorageIo};
 use super::{CheckpointPage, CheckpointStore, ListFilter, LocalStore, UnreadableCheckpoint};
+use crate::checkpoint::codec::Compression;
 use crate::checkpoint::envelope::FIXED_HEADER_LEN;
 use crate::checkpoint::error::StoreError;
 use crate::checkpoint::id::CheckpointId;
@@ -50,6 +59,17 @@ pub struct FsStoreOptions {
     /// The index log is rewritten when it holds more than this many records beyond twice the
     /// live checkpoints.
     pub compact_slack: u64,
+    /// The codec checkpoints found uncompressed are rewritten with (zstd level 1 by default).
+    /// With `Some`, the manager acknowledges saves in the cheap form and the compactor
+    /// compresses them afterwards, with the manager's configured codec (this one for those
+    /// found at open, whose target is not known); with `None`, nothing is compacted and the
+    /// manager compresses before it acknowledges.
+    pub compaction: Option<Compression>,
+    /// Run the compactor on a background thread (the default). Off, checkpoints wait for
+    /// [`FsStore::compact_pending_blocking`]: crash tests drive compaction step by step.
+    pub background_compaction: bool,
+    /// Share folder flushes between concurrent saves (the default; off only to measure it).
+    pub group_commit: bool,
 }
 
 impl Default for FsStoreOptions {
@@ -57,6 +77,9 @@ impl Default for FsStoreOptions {
         Self {
             stale_temp_age: Duration::from_secs(3600),
             compact_slack: 1024,
+            compaction: Some(Compression::default()),
+            background_compaction: true,
+            group_commit: true,
         }
     }
 }
@@ -82,6 +105,37 @@ struct Inner {
     /// Saves and deletes hold it shared; a rebuild holds it exclusively, so that a checkpoint
     /// written while the folder is being listed cannot be left out of the rebuilt index.
     rebuild_lock: RwLock<()>,
+    /// Folder flushes shared by concurrent saves.
+    group: group::GroupSync,
+    /// Checkpoints waiting to be compressed, and what the compactor did.
+    compactor: Arc<compactor::Compactor>,
+    /// In-process half of `.compact.lock`: a compaction's replace and a delete exclude each
+    /// other, so a compaction never brings a deleted checkpoint back.
+    replace_lock: Mutex<()>,
+    /// Saves between their start and their acknowledgement; the compactor waits while any is.
+    saves_in_flight: AtomicUsize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.compactor.stop();
+    }
+}
+
+/// Counts a save in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Default)]
@@ -136,11 +190,42 @@ impl FsStore {
                 state: Mutex::new(State::default()),
                 fence_locks: std::array::from_fn(|_| Mutex::new(())),
                 rebuild_lock: RwLock::new(()),
+                group: group::GroupSync::default(),
+                compactor: Arc::default(),
+                replace_lock: Mutex::new(()),
+                saves_in_flight: AtomicUsize::new(0),
             }),
         };
         let report = store.rebuild(true)?;
         tracing::debug!(dir = %store.inner.dir.display(), ?report, "checkpoint store open");
+        store.enqueue_uncompressed();
+        if options.compaction.is_some() && options.background_compaction {
+            let (weak, compactor) = (
+                Arc::downgrade(&store.inner),
+                Arc::clone(&store.inner.compactor),
+            );
+            std::thread::Builder::new()
+                .name("bulwark-ckpt-compactor".into())
+                .spawn(move || compactor::run(weak, compactor))
+                .map_err(|e| StoreError::io("spawn compactor", &store.inner.dir, e))?;
+        }
         Ok(store)
+    }
+
+    /// How folder flushes were shared between concurrent saves.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.group.stats()
+    }
+
+    /// Flushes the folder, in the flush group unless group commit is off.
+    fn sync_folder(&self) -> Result<(), StoreError> {
+        let (io, dir) = (&*self.inner.io, &self.inner.dir);
+        let result = if self.inner.options.group_commit {
+            self.inner.group.sync(|| io.sync_dir(dir))
+        } else {
+            io.sync_dir(dir)
+        };
+        result.map_err(|e| StoreError::io("sync", dir, e))
     }
 
     /// The store's folder.
@@ -188,6 +273,7 @@ impl FsStore {
         metadata: &CheckpointMetadata,
         envelope: &[u8],
     ) -> Result<(), StoreError> {
+        let _in_flight = InFlight::new(&self.inner.saves_in_flight);
         let _shared = self
             .inner
             .rebuild_lock
@@ -210,8 +296,7 @@ impl FsStore {
             let _ = io.remove_file(&temp);
             return Err(error);
         }
-        io.sync_dir(&self.inner.dir)
-            .map_err(|e| StoreError::io("sync", &self.inner.dir, e))?;
+        self.sync_folder()?;
         let mut state = self.state();
         state.index.insert(metadata.clone());
         self.append_record(
@@ -298,14 +383,27 @@ impl FsStore {
             .unwrap_or_else(PoisonError::into_inner);
         let io = &*self.inner.io;
         let path = self.path_of(id);
-        let existed = match io.remove_file(&path) {
+        let removed = {
+            // Against a compaction replacing the file at the same moment (it would bring the
+            // checkpoint back).
+            let _in_process = self
+                .inner
+                .replace_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let lock_path = self.inner.dir.join(compactor::REPLACE_LOCK);
+            let _across_processes = io
+                .lock_exclusive(&lock_path)
+                .map_err(|e| StoreError::io("lock", &lock_path, e))?;
+            io.remove_file(&path)
+        };
+        let existed = match removed {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(StoreError::io("remove", &path, e)),
         };
         if existed {
-            io.sync_dir(&self.inner.dir)
-                .map_err(|e| StoreError::io("sync", &self.inner.dir, e))?;
+            self.sync_folder()?;
         }
         let mut state = self.state();
         let known = state.index.remove(id).is_some();
@@ -413,5 +511,13 @@ impl LocalStore for FsStore {
         expected_latest: Option<&CheckpointId>,
     ) -> Result<(), StoreError> {
         self.put_fenced_blocking(metadata, envelope, expected_latest)
+    }
+
+    fn compacts_in_background(&self) -> bool {
+        self.inner.options.compaction.is_some()
+    }
+
+    fn defer_compression(&self, id: &CheckpointId, target: Compression) {
+        self.enqueue_compaction(*id, target);
     }
 }
