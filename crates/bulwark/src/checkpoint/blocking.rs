@@ -87,7 +87,10 @@ impl BlockingCheckpointManager {
         workflow_id: &str,
         options: SaveOptions,
     ) -> Result<CheckpointMetadata, CheckpointError> {
-        self.run(self.manager.save_with(state, agent_id, workflow_id, options))
+        self.run(
+            self.manager
+                .save_with(state, agent_id, workflow_id, options),
+        )
     }
 
     /// See [`StateCheckpointManager::load_checkpoint`].
