@@ -1,7 +1,9 @@
 //! Crash safety through the storage seam: a simulated disk that remembers what was synced and,
 //! at a crash, loses or tears everything that was not. After every crash, each checkpoint
 //! whose save had returned must load and verify, each acknowledged delete must stay deleted,
-//! and "latest" must be at least the last acknowledged save.
+//! and "latest" must be at least the last acknowledged save. Saves are acknowledged in the
+//! cheap form and compacted at random moments (every operation of the compaction protocol
+//! can be the crash point), and concurrent saves crash in the middle of a group flush.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use std::collections::{BTreeMap, HashMap, HashSet};
@@ -12,7 +14,7 @@ use std::time::SystemTime;
 
 use bulwark::checkpoint::store::io::{FileIdentity, StorageIo};
 use bulwark::checkpoint::{
-    CheckpointError, CheckpointId, FsStore, FsStoreOptions, StateCheckpointManager,
+    CheckpointError, CheckpointId, Codec, FsStore, FsStoreOptions, StateCheckpointManager,
 };
 
 /// xorshift64*: deterministic, seeded randomness for the crash schedule.
@@ -58,6 +60,8 @@ struct Disk {
     crash_after: Option<u64>,
     /// A deliberately broken disk that ignores folder syncs, to show the test can fail.
     ignore_dir_sync: bool,
+    /// Folder syncs take a moment (outside the disk's lock), so concurrent saves form groups.
+    slow_dir_sync: bool,
 }
 
 impl Disk {
@@ -198,7 +202,7 @@ impl StorageIo for SimIo {
         let identity = FileIdentity {
             id: ino,
             len: data.len() as u64,
-            modified: SystemTime::now(),
+            modified: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(ino),
         };
         Ok((data[start..end].to_vec(), identity))
     }
@@ -224,6 +228,10 @@ impl StorageIo for SimIo {
     }
 
     fn sync_dir(&self, dir: &Path) -> io::Result<()> {
+        if self.0.lock().unwrap().slow_dir_sync {
+            // Widens the window in which other saves arrive; nothing is timed.
+            std::thread::sleep(std::time::Duration::from_micros(300));
+        }
         let mut disk = self.0.lock().unwrap();
         disk.step()?;
         if disk.ignore_dir_sync {
@@ -254,18 +262,17 @@ impl StorageIo for SimIo {
         Ok(FileIdentity {
             id: ino,
             len: disk.inodes[&ino].data.len() as u64,
-            modified: SystemTime::now(),
+            modified: SystemTime::UNIX_EPOCH + std::time::Duration::from_secs(ino),
         })
     }
 }
 
-fn open(io: &SimIo) -> Result<StateCheckpointManager, CheckpointError> {
-    let store = FsStore::open_with(
-        "/sim/checkpoints",
-        Arc::new(io.clone()),
-        FsStoreOptions::default(),
-    )?;
-    Ok(StateCheckpointManager::new(Arc::new(store)))
+fn open_store(io: &SimIo) -> Result<(StateCheckpointManager, FsStore), CheckpointError> {
+    let mut options = FsStoreOptions::default();
+    // Compaction runs when the test says, so that a seed replays the same operations.
+    options.background_compaction = false;
+    let store = FsStore::open_with("/sim/checkpoints", Arc::new(io.clone()), options)?;
+    Ok((StateCheckpointManager::new(Arc::new(store.clone())), store))
 }
 
 #[derive(Debug, Default)]
@@ -277,7 +284,7 @@ struct Outcome {
 /// Saves (and sometimes deletes) until the scheduled crash makes an operation fail.
 async fn run_until_crash(io: &SimIo, rng: &mut Rng) -> Outcome {
     let mut outcome = Outcome::default();
-    let Ok(manager) = open(io) else {
+    let Ok((manager, store)) = open_store(io) else {
         return outcome;
     };
     for step in 0..30u32 {
@@ -298,13 +305,47 @@ async fn run_until_crash(io: &SimIo, rng: &mut Rng) -> Outcome {
             Ok(id) => outcome.acknowledged.push((id, workflow, step)),
             Err(_) => return outcome,
         }
+        if rng.below(3) == 0 {
+            // Compacts whatever is queued; the crash may hit any of its operations.
+            let report = store.compact_pending_blocking();
+            if report.failed > 0 {
+                return outcome;
+            }
+        }
     }
     outcome
 }
 
 /// Checks the promises after a crash; returns a description of the first broken one.
 async fn check_after_crash(io: &SimIo, outcome: &Outcome) -> Result<(), String> {
-    let manager = open(io).map_err(|e| format!("reopen failed: {e}"))?;
+    let (manager, store) = open_store(io).map_err(|e| format!("reopen failed: {e}"))?;
+    check_promises(&manager, outcome).await?;
+    // The reopened store compacts what was left in the cheap form; the promises still hold,
+    // and then nothing is left uncompressed.
+    let report = store.compact_pending_blocking();
+    if report.failed > 0 {
+        return Err(format!("compaction after reopen failed: {report:?}"));
+    }
+    check_promises(&manager, outcome).await?;
+    let (manager, _) = open_store(io).map_err(|e| format!("second reopen failed: {e}"))?;
+    check_promises(&manager, outcome).await?;
+    let left = manager
+        .list(&bulwark::checkpoint::ListFilter::all())
+        .await
+        .map_err(|e| e.to_string())?
+        .items
+        .into_iter()
+        .filter(|m| m.codec == Codec::None)
+        .count();
+    if left > 0 {
+        return Err(format!(
+            "{left} checkpoints still uncompressed after compaction"
+        ));
+    }
+    Ok(())
+}
+
+async fn check_promises(manager: &StateCheckpointManager, outcome: &Outcome) -> Result<(), String> {
     for (id, _, step) in &outcome.acknowledged {
         let state: Vec<u32> = manager
             .load_checkpoint(id)
@@ -359,10 +400,13 @@ async fn crash_rounds(rounds: u64, ignore_dir_sync: bool) -> Vec<String> {
         }
         let outcome = run_until_crash(&io, &mut rng).await;
         io.0.lock().unwrap().crash(&mut rng);
-        // The first reopen may itself be interrupted and retried: crash again during recovery.
+        // The first reopen may itself be interrupted and retried: crash again during recovery,
+        // which includes compacting what the crashed run left uncompressed.
         if seed % 5 == 0 {
-            io.0.lock().unwrap().crash_after = Some(rng.below(6));
-            let _ = open(&io);
+            io.0.lock().unwrap().crash_after = Some(rng.below(40));
+            if let Ok((_, store)) = open_store(&io) {
+                store.compact_pending_blocking();
+            }
             io.0.lock().unwrap().crash(&mut rng);
         }
         if let Err(failure) = check_after_crash(&io, &outcome).await {
@@ -385,5 +429,79 @@ async fn skipping_the_folder_sync_would_lose_acknowledged_checkpoints() {
     assert!(
         !failures.is_empty(),
         "the crash checker cannot tell a broken commit protocol"
+    );
+}
+
+/// Eight writers save at once (their folder flushes grouped), while the crash hits any
+/// operation, including the middle of a group flush; some rounds compact concurrently too.
+async fn group_rounds(rounds: u64) -> (Vec<String>, u64, u64) {
+    let (mut failures, mut grouped, mut flushes) = (Vec::new(), 0, 0);
+    for seed in 0..rounds {
+        let mut rng = Rng::new(1000 + seed);
+        let io = SimIo::default();
+        {
+            let mut disk = io.0.lock().unwrap();
+            disk.crash_after = Some(40 + rng.below(400));
+            disk.slow_dir_sync = true;
+        }
+        let mut outcome = Outcome::default();
+        if let Ok((manager, store)) = open_store(&io) {
+            let compacting = seed % 2 == 0;
+            let writers: Vec<_> = (0..8u32)
+                .map(|writer| {
+                    let manager = manager.clone();
+                    tokio::spawn(async move {
+                        let workflow = format!("wf{}", writer % 3);
+                        let mut acked = Vec::new();
+                        for step in 0..6u32 {
+                            let step = writer * 100 + step;
+                            let state = vec![step; 50 + step as usize];
+                            match manager.save_checkpoint(&state, "agent", &workflow).await {
+                                Ok(id) => acked.push((id, workflow.clone(), step)),
+                                Err(_) => break,
+                            }
+                        }
+                        acked
+                    })
+                })
+                .collect();
+            let compactor = compacting.then(|| {
+                let store = store.clone();
+                tokio::task::spawn_blocking(move || {
+                    for _ in 0..20 {
+                        if store.compact_pending_blocking().failed > 0 {
+                            break;
+                        }
+                        std::thread::yield_now();
+                    }
+                })
+            });
+            for writer in writers {
+                outcome.acknowledged.extend(writer.await.unwrap());
+            }
+            if let Some(compactor) = compactor {
+                compactor.await.unwrap();
+            }
+            let stats = store.commit_stats();
+            grouped += stats.grouped_saves;
+            flushes += stats.flushes;
+        }
+        io.0.lock().unwrap().slow_dir_sync = false;
+        io.0.lock().unwrap().crash(&mut rng);
+        if let Err(failure) = check_after_crash(&io, &outcome).await {
+            failures.push(format!("seed {seed}: {failure}"));
+        }
+    }
+    (failures, grouped, flushes)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_crash_during_a_group_flush_loses_no_acknowledged_checkpoint() {
+    let (failures, grouped, flushes) = group_rounds(60).await;
+    assert!(failures.is_empty(), "{failures:#?}");
+    // The writers really shared flushes (otherwise this test would not cover a group).
+    assert!(
+        flushes < grouped,
+        "{flushes} folder flushes for {grouped} grouped saves"
     );
 }

@@ -5,9 +5,10 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
 
+use bulwark::checkpoint::store::io::StdIo;
 use bulwark::checkpoint::{
     CheckpointError, CheckpointEvent, CheckpointId, Codec, Compression, DecodeError, FsStore,
-    ListFilter, Parent, SaveOptions, SizeBudget, StateCheckpointManager,
+    FsStoreOptions, ListFilter, Parent, SaveOptions, SizeBudget, StateCheckpointManager,
 };
 use serde::{Deserialize, Serialize};
 
@@ -55,15 +56,31 @@ async fn manager_with(dir: &Path, compression: Compression) -> StateCheckpointMa
 async fn every_codec_round_trips_typed_state_and_records_sizes() {
     for codec in [Codec::None, Codec::Gzip, Codec::Zstd] {
         let dir = tempfile::tempdir().unwrap();
-        let manager = manager_with(dir.path(), Compression::new(codec)).await;
+        let mut options = FsStoreOptions::default();
+        options.background_compaction = false;
+        let store = FsStore::open_with(dir.path(), Arc::new(StdIo), options).unwrap();
+        let manager = StateCheckpointManager::builder(Arc::new(store.clone()))
+            .compression(Compression::new(codec))
+            .build()
+            .unwrap();
         let original = state(40);
         let id = manager
             .save_checkpoint(&original, "agent", "wf")
             .await
             .unwrap();
+        // Acknowledged in the cheap form; it loads as it is.
+        let (cheap, loaded) = manager.load_with_metadata::<AgentState>(&id).await.unwrap();
+        assert_eq!(loaded, original);
+        assert_eq!(cheap.codec, Codec::None);
+        // The compactor rewrites it with the manager's codec; it loads the same.
+        store.compact_pending_blocking();
         let (meta, loaded) = manager.load_with_metadata::<AgentState>(&id).await.unwrap();
         assert_eq!(loaded, original);
         assert_eq!(meta.codec, codec);
+        assert_eq!(
+            (meta.sha256.as_str(), meta.sequence),
+            (cheap.sha256.as_str(), 1)
+        );
         assert_eq!(
             meta.uncompressed_size,
             serde_json::to_vec(&original).unwrap().len() as u64
@@ -518,7 +535,10 @@ async fn large_states_saved_back_to_back_load_and_verify() {
     // Large states are cut into frames compressed on several threads (a small one in between
     // is not); each must load, verify and chain like any other.
     let dir = tempfile::tempdir().unwrap();
-    let manager = manager_with(dir.path(), Compression::default()).await;
+    let mut options = FsStoreOptions::default();
+    options.background_compaction = false;
+    let store = FsStore::open_with(dir.path(), Arc::new(StdIo), options).unwrap();
+    let manager = StateCheckpointManager::new(Arc::new(store.clone()));
     let mut ids = Vec::new();
     for step in [4000, 4100, 300, 4200] {
         ids.push(
@@ -528,6 +548,14 @@ async fn large_states_saved_back_to_back_load_and_verify() {
                 .unwrap(),
         );
     }
+    // Loaded in the cheap form, then compacted (large ones in one frame, on one thread).
+    for (id, step) in ids.iter().zip([4000, 4100, 300, 4200]) {
+        assert_eq!(
+            manager.load_checkpoint::<AgentState>(id).await.unwrap(),
+            state(step)
+        );
+    }
+    assert_eq!(store.compact_pending_blocking().compacted, 4);
     for (id, step) in ids.iter().zip([4000, 4100, 300, 4200]) {
         assert_eq!(
             manager.load_checkpoint::<AgentState>(id).await.unwrap(),

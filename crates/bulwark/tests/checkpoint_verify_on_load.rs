@@ -25,7 +25,11 @@ fn forge_hash(bytes: &mut [u8]) {
 async fn only_verify_latest_and_verify_on_load_compare_the_sha256_of_a_zstd_load() {
     let dir = tempfile::tempdir().unwrap();
     let store = Arc::new(FsStore::open(dir.path()).unwrap());
-    let plain = StateCheckpointManager::new(store.clone());
+    // Compressed before the save returns, so that the file on disk is zstd from the start.
+    let plain = StateCheckpointManager::builder(store.clone())
+        .compress_before_ack(true)
+        .build()
+        .unwrap();
     let state = vec!["hello".to_owned(); 50];
     let id = plain.save_checkpoint(&state, "a", "wf").await.unwrap();
     let path = dir.path().join(format!("{id}.ckpt"));

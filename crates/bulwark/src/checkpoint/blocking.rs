@@ -7,6 +7,7 @@ use serde::Serialize;
 use serde::de::DeserializeOwned;
 
 use super::cleanup::{CleanupReport, RetentionPolicy};
+use super::config::SaveOptions;
 use super::error::CheckpointError;
 use super::id::CheckpointId;
 use super::maintenance::VerifyReport;
@@ -76,6 +77,20 @@ impl BlockingCheckpointManager {
         workflow_id: &str,
     ) -> Result<CheckpointId, CheckpointError> {
         self.run(self.manager.save_checkpoint(state, agent_id, workflow_id))
+    }
+
+    /// See [`StateCheckpointManager::save_with`].
+    pub fn save_with<T: Serialize + ?Sized>(
+        &self,
+        state: &T,
+        agent_id: &str,
+        workflow_id: &str,
+        options: SaveOptions,
+    ) -> Result<CheckpointMetadata, CheckpointError> {
+        self.run(
+            self.manager
+                .save_with(state, agent_id, workflow_id, options),
+        )
     }
 
     /// See [`StateCheckpointManager::load_checkpoint`].

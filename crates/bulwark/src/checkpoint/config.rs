@@ -51,6 +51,12 @@ pub struct ManagerConfig {
     /// frames' XXH64 catches damage and costs nothing extra, the hash costs about 0.7 ms per
     /// MB. `verify`, `verify_all` and "latest" always hash, whatever this says.
     pub verify_on_load: bool,
+    /// Compress (and encrypt) before a save returns, even on a store that compacts in the
+    /// background. Off by default: on the filesystem store a save is acknowledged in the
+    /// cheap form (uncompressed, with its SHA-256) and compressed by the compactor afterwards,
+    /// so compression costs the caller nothing. A manager with a keyring that encrypts
+    /// always compresses and encrypts first: the cheap form would put plaintext on disk.
+    pub compress_before_ack: bool,
 }
 
 impl Default for ManagerConfig {
@@ -62,6 +68,7 @@ impl Default for ManagerConfig {
             retention: None,
             cleanup_every: 100,
             verify_on_load: false,
+            compress_before_ack: false,
         }
     }
 }

@@ -104,6 +104,13 @@ impl ManagerBuilder {
         self
     }
 
+    /// Compress before a save returns even on a store that compacts in the background (see
+    /// [`ManagerConfig::compress_before_ack`]).
+    pub fn compress_before_ack(mut self, yes: bool) -> Self {
+        self.config.compress_before_ack = yes;
+        self
+    }
+
     /// Applies `policy` by itself, in the background, every `every` saves.
     pub fn retention(mut self, policy: super::RetentionPolicy, every: u32) -> Self {
         self.config.retention = Some(policy);

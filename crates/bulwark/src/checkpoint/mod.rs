@@ -5,7 +5,10 @@
 //! version, codec, metadata (id, agent, workflow, sequence, parent, time, sizes, hash, labels)
 //! under a CRC-32, then the payload; large zstd states are compressed on every core as
 //! several frames, each with a checksum of its content. The [`FsStore`] makes it durable
-//! before the save returns: temp file, `fdatasync`, `rename`, `fsync` of the folder. A load
+//! before the save returns: temp file, `fdatasync`, `rename`, `fsync` of the folder (shared by
+//! concurrent saves: group commit). On the [`FsStore`] a save is acknowledged in the cheap
+//! form (uncompressed, with its SHA-256) and a background compactor compresses it afterwards;
+//! with a keyring, or [`ManagerConfig::compress_before_ack`], it is compressed first. A load
 //! checks the CRC, the lengths and the content (by the zstd frames' checksums or the
 //! encryption's tag when present, otherwise by the SHA-256; `verify`, "latest" and every load
 //! of a manager built with `verify_on_load(true)` check the SHA-256), so a damaged checkpoint is a typed [`CheckpointError::Corrupt`] naming it, never
@@ -71,8 +74,8 @@ pub use manager::{LatestCheckpoint, ManagerBuilder, SkippedCheckpoint, StateChec
 pub use metadata::{CheckpointMetadata, EncryptionInfo};
 pub use observer::{CheckpointEvent, CheckpointObserver, DeleteReason};
 pub use store::{
-    CheckpointPage, CheckpointStore, FsStore, FsStoreOptions, ListFilter, ListOrder, LocalStore,
-    UnreadableCheckpoint,
+    CheckpointPage, CheckpointStore, CommitStats, CompactionReport, CompactionStats, FsStore,
+    FsStoreOptions, ListFilter, ListOrder, LocalStore, UnreadableCheckpoint,
 };
 
 /// The subfolder of the server's data dir that holds checkpoints (`<data_dir>/checkpoints`).

@@ -13,6 +13,7 @@ use std::time::Instant;
 
 use serde::Serialize;
 
+use super::codec::{Codec, Compression};
 use super::config::{ManagerConfig, Parent, SaveOptions, validate_name};
 use super::crypto::Keyring;
 use super::envelope::{self, EncodeOptions, NewCheckpoint};
@@ -88,8 +89,12 @@ impl SaveJob {
         })
     }
 
-    /// Encodes the state and checks it against the size budget.
-    fn encode(&mut self, place: &Place) -> Result<Encoded, CheckpointError> {
+    /// Encodes the state with `compression` and checks it against the size budget.
+    fn encode(
+        &mut self,
+        place: &Place,
+        compression: Compression,
+    ) -> Result<Encoded, CheckpointError> {
         let new = NewCheckpoint {
             // After the newest: ids are what orders a workflow's history, and UUIDv7 alone
             // orders two processes' ids within one millisecond at random.
@@ -99,10 +104,10 @@ impl SaveJob {
             sequence: place.sequence,
             parent_id: place.parent_id,
             created_at_ms: envelope::now_millis(),
-            labels: std::mem::take(&mut self.options.labels),
+            labels: self.options.labels.clone(),
         };
         let options = EncodeOptions {
-            compression: self.config.compression,
+            compression,
             parallel: self.config.parallel,
             keyring: self.keyring.as_deref(),
         };
@@ -128,6 +133,31 @@ impl SaveJob {
         })
     }
 
+    /// Whether this save may be acknowledged in the cheap form and compressed afterwards by
+    /// `local`: not when encrypting (plaintext would reach the disk), nor when the codec is
+    /// none anyway, nor when the configuration asks to compress first.
+    fn defers_compression(&self, local: &dyn LocalStore) -> bool {
+        !self.config.compress_before_ack
+            && self.config.compression.codec != Codec::None
+            && self.keyring.as_ref().is_none_or(|k| !k.can_encrypt())
+            && local.compacts_in_background()
+    }
+
+    /// Encodes in the cheap form when `deferred`, in the configured codec otherwise, or when
+    /// the cheap form is over the size budget (the budget is on stored bytes, which the
+    /// compressed form is judged by).
+    fn encode_for(&mut self, place: &Place, deferred: bool) -> Result<Encoded, CheckpointError> {
+        let target = self.config.compression;
+        if !deferred {
+            return self.encode(place, target);
+        }
+        match self.encode(place, Compression::new(Codec::None)) {
+            Ok(encoded) if encoded.over_warning.is_none() => Ok(encoded),
+            Ok(_) | Err(CheckpointError::TooLarge { .. }) => self.encode(place, target),
+            Err(error) => Err(error),
+        }
+    }
+
     /// The whole save against a store on local disk, on the calling (blocking) thread.
     fn run_local(mut self, local: &dyn LocalStore) -> Result<Encoded, CheckpointError> {
         let filter = self.newest_filter();
@@ -137,7 +167,8 @@ impl SaveJob {
             _ => None,
         };
         let place = self.place(newest.as_ref(), explicit.as_ref())?;
-        let encoded = self.encode(&place)?;
+        let deferred = self.defers_compression(local);
+        let encoded = self.encode_for(&place, deferred)?;
         match place.fence {
             // Checked again right before the write, atomically where the store can (the
             // filesystem store holds a lock file across the check and the write).
@@ -145,6 +176,9 @@ impl SaveJob {
                 local.put_fenced_local(&encoded.metadata, &encoded.bytes, expected.as_ref())?
             }
             None => local.put_local(&encoded.metadata, &encoded.bytes)?,
+        }
+        if encoded.metadata.codec == Codec::None && deferred {
+            local.defer_compression(&encoded.metadata.id, self.config.compression);
         }
         Ok(encoded)
     }
@@ -252,7 +286,8 @@ impl StateCheckpointManager {
             let fence = place.fence;
             let encoded = blocking(move || {
                 let mut job = job;
-                job.encode(&place)
+                let compression = job.config.compression;
+                job.encode(&place, compression)
             })
             .await?;
             match fence {

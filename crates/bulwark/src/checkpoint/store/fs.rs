@@ -6,6 +6,10 @@
 //! 3. `fsync` the folder, making the name durable; only now does the save return;
 //! 4. append a record to `index.log` (not synced: the index is an accelerator).
 //!
+//! Step 3 is a group commit (`fs/group.rs`): saves renamed while a folder flush runs share the
+//! next one. The manager saves in the cheap form (uncompressed, with its SHA-256) and the
+//! background compactor (`fs/compactor.rs`) rewrites each checkpoint with its codec afterwards.
+//!
 //! Opening reconciles the index with the folder listing: files the log does not know are read
 //! (header only) and added, entries whose file is gone are dropped. Later queries only read
 //! the log's new tail (records other processes appended), so the cost of a save stays
@@ -14,19 +18,23 @@
 use std::collections::BTreeMap;
 use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
 use std::time::Duration;
 
-use async_trait::async_trait;
-
+mod compactor;
+mod group;
+mod impls;
 mod reconcile;
 
+pub use compactor::{CompactionReport, CompactionStats};
+pub use group::CommitStats;
 pub use reconcile::RebuildReport;
 
 use super::index::{LogRecord, MemIndex, encode_record};
 use super::io::{StdIo, StorageIo};
-use super::{CheckpointPage, CheckpointStore, ListFilter, LocalStore, UnreadableCheckpoint};
+use super::{CheckpointPage, ListFilter, UnreadableCheckpoint};
+use crate::checkpoint::codec::Compression;
 use crate::checkpoint::envelope::FIXED_HEADER_LEN;
 use crate::checkpoint::error::StoreError;
 use crate::checkpoint::id::CheckpointId;
@@ -50,6 +58,17 @@ pub struct FsStoreOptions {
     /// The index log is rewritten when it holds more than this many records beyond twice the
     /// live checkpoints.
     pub compact_slack: u64,
+    /// The codec checkpoints found uncompressed are rewritten with (zstd level 1 by default).
+    /// With `Some`, the manager acknowledges saves in the cheap form and the compactor
+    /// compresses them afterwards, with the manager's configured codec (this one for those
+    /// found at open, whose target is not known); with `None`, nothing is compacted and the
+    /// manager compresses before it acknowledges.
+    pub compaction: Option<Compression>,
+    /// Run the compactor on a background thread (the default). Off, checkpoints wait for
+    /// [`FsStore::compact_pending_blocking`]: crash tests drive compaction step by step.
+    pub background_compaction: bool,
+    /// Share folder flushes between concurrent saves (the default; off only to measure it).
+    pub group_commit: bool,
 }
 
 impl Default for FsStoreOptions {
@@ -57,6 +76,9 @@ impl Default for FsStoreOptions {
         Self {
             stale_temp_age: Duration::from_secs(3600),
             compact_slack: 1024,
+            compaction: Some(Compression::default()),
+            background_compaction: true,
+            group_commit: true,
         }
     }
 }
@@ -82,6 +104,37 @@ struct Inner {
     /// Saves and deletes hold it shared; a rebuild holds it exclusively, so that a checkpoint
     /// written while the folder is being listed cannot be left out of the rebuilt index.
     rebuild_lock: RwLock<()>,
+    /// Folder flushes shared by concurrent saves.
+    group: group::GroupSync,
+    /// Checkpoints waiting to be compressed, and what the compactor did.
+    compactor: Arc<compactor::Compactor>,
+    /// In-process half of `.compact.lock`: a compaction's replace and a delete exclude each
+    /// other, so a compaction never brings a deleted checkpoint back.
+    replace_lock: Mutex<()>,
+    /// Saves between their start and their acknowledgement; the compactor waits while any is.
+    saves_in_flight: AtomicUsize,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        self.compactor.stop();
+    }
+}
+
+/// Counts a save in flight until dropped.
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn new(count: &'a AtomicUsize) -> Self {
+        count.fetch_add(1, Ordering::AcqRel);
+        Self(count)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
 }
 
 #[derive(Default)]
@@ -114,7 +167,7 @@ impl FsStore {
     /// [`FsStore::open`] on a blocking thread.
     pub async fn open_async(dir: impl Into<PathBuf>) -> Result<Self, StoreError> {
         let dir = dir.into();
-        blocking(move || Self::open(dir)).await
+        impls::blocking(move || Self::open(dir)).await
     }
 
     /// Opens the store in `dir` through `io` (a fault-injecting one in crash tests).
@@ -136,11 +189,42 @@ impl FsStore {
                 state: Mutex::new(State::default()),
                 fence_locks: std::array::from_fn(|_| Mutex::new(())),
                 rebuild_lock: RwLock::new(()),
+                group: group::GroupSync::default(),
+                compactor: Arc::default(),
+                replace_lock: Mutex::new(()),
+                saves_in_flight: AtomicUsize::new(0),
             }),
         };
         let report = store.rebuild(true)?;
         tracing::debug!(dir = %store.inner.dir.display(), ?report, "checkpoint store open");
+        store.enqueue_uncompressed();
+        if options.compaction.is_some() && options.background_compaction {
+            let (weak, compactor) = (
+                Arc::downgrade(&store.inner),
+                Arc::clone(&store.inner.compactor),
+            );
+            std::thread::Builder::new()
+                .name("bulwark-ckpt-compactor".into())
+                .spawn(move || compactor::run(weak, compactor))
+                .map_err(|e| StoreError::io("spawn compactor", &store.inner.dir, e))?;
+        }
         Ok(store)
+    }
+
+    /// How folder flushes were shared between concurrent saves.
+    pub fn commit_stats(&self) -> CommitStats {
+        self.inner.group.stats()
+    }
+
+    /// Flushes the folder, in the flush group unless group commit is off.
+    fn sync_folder(&self) -> Result<(), StoreError> {
+        let (io, dir) = (&*self.inner.io, &self.inner.dir);
+        let result = if self.inner.options.group_commit {
+            self.inner.group.sync(|| io.sync_dir(dir))
+        } else {
+            io.sync_dir(dir)
+        };
+        result.map_err(|e| StoreError::io("sync", dir, e))
     }
 
     /// The store's folder.
@@ -188,6 +272,7 @@ impl FsStore {
         metadata: &CheckpointMetadata,
         envelope: &[u8],
     ) -> Result<(), StoreError> {
+        let _in_flight = InFlight::new(&self.inner.saves_in_flight);
         let _shared = self
             .inner
             .rebuild_lock
@@ -210,8 +295,7 @@ impl FsStore {
             let _ = io.remove_file(&temp);
             return Err(error);
         }
-        io.sync_dir(&self.inner.dir)
-            .map_err(|e| StoreError::io("sync", &self.inner.dir, e))?;
+        self.sync_folder()?;
         let mut state = self.state();
         state.index.insert(metadata.clone());
         self.append_record(
@@ -224,7 +308,7 @@ impl FsStore {
     }
 
     /// Stores an envelope only if the newest checkpoint of its (agent, workflow) is
-    /// `expected_latest` (blocking); see [`CheckpointStore::put_fenced`].
+    /// `expected_latest` (blocking); see [`CheckpointStore::put_fenced`](super::CheckpointStore::put_fenced).
     ///
     /// Atomic across threads and processes sharing the folder: the check and the write run
     /// under an exclusive `flock` on the workflow's lock file (one of 64 `.fence-NN.lock`
@@ -298,14 +382,27 @@ impl FsStore {
             .unwrap_or_else(PoisonError::into_inner);
         let io = &*self.inner.io;
         let path = self.path_of(id);
-        let existed = match io.remove_file(&path) {
+        let removed = {
+            // Against a compaction replacing the file at the same moment (it would bring the
+            // checkpoint back).
+            let _in_process = self
+                .inner
+                .replace_lock
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            let lock_path = self.inner.dir.join(compactor::REPLACE_LOCK);
+            let _across_processes = io
+                .lock_exclusive(&lock_path)
+                .map_err(|e| StoreError::io("lock", &lock_path, e))?;
+            io.remove_file(&path)
+        };
+        let existed = match removed {
             Ok(()) => true,
             Err(e) if e.kind() == io::ErrorKind::NotFound => false,
             Err(e) => return Err(StoreError::io("remove", &path, e)),
         };
         if existed {
-            io.sync_dir(&self.inner.dir)
-                .map_err(|e| StoreError::io("sync", &self.inner.dir, e))?;
+            self.sync_folder()?;
         }
         let mut state = self.state();
         let known = state.index.remove(id).is_some();
@@ -322,96 +419,5 @@ impl FsStore {
     /// Files that look like checkpoints but whose headers do not decode (blocking).
     pub fn unreadable_blocking(&self) -> Vec<UnreadableCheckpoint> {
         self.state().unreadable.values().cloned().collect()
-    }
-}
-
-async fn blocking<T, F>(f: F) -> Result<T, StoreError>
-where
-    F: FnOnce() -> Result<T, StoreError> + Send + 'static,
-    T: Send + 'static,
-{
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| StoreError::Task {
-            reason: e.to_string(),
-        })?
-}
-
-#[async_trait]
-impl CheckpointStore for FsStore {
-    async fn put(
-        &self,
-        metadata: &CheckpointMetadata,
-        envelope: Vec<u8>,
-    ) -> Result<(), StoreError> {
-        let store = self.clone();
-        let metadata = metadata.clone();
-        blocking(move || store.put_blocking(&metadata, &envelope)).await
-    }
-
-    async fn put_fenced(
-        &self,
-        metadata: &CheckpointMetadata,
-        envelope: Vec<u8>,
-        expected_latest: Option<&CheckpointId>,
-    ) -> Result<(), StoreError> {
-        let (store, metadata, expected) =
-            (self.clone(), metadata.clone(), expected_latest.copied());
-        blocking(move || store.put_fenced_blocking(&metadata, &envelope, expected.as_ref())).await
-    }
-
-    async fn get(&self, id: &CheckpointId) -> Result<Vec<u8>, StoreError> {
-        let (store, id) = (self.clone(), *id);
-        blocking(move || store.get_blocking(&id)).await
-    }
-
-    async fn metadata(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError> {
-        let (store, id) = (self.clone(), *id);
-        blocking(move || store.metadata_blocking(&id)).await
-    }
-
-    async fn list(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError> {
-        let (store, filter) = (self.clone(), filter.clone());
-        blocking(move || store.list_blocking(&filter)).await
-    }
-
-    async fn delete(&self, id: &CheckpointId) -> Result<bool, StoreError> {
-        let (store, id) = (self.clone(), *id);
-        blocking(move || store.delete_blocking(&id)).await
-    }
-
-    async fn unreadable(&self) -> Result<Vec<UnreadableCheckpoint>, StoreError> {
-        Ok(self.unreadable_blocking())
-    }
-
-    fn local(&self) -> Option<&dyn LocalStore> {
-        Some(self)
-    }
-}
-
-impl LocalStore for FsStore {
-    fn put_local(&self, metadata: &CheckpointMetadata, envelope: &[u8]) -> Result<(), StoreError> {
-        self.put_blocking(metadata, envelope)
-    }
-
-    fn get_local(&self, id: &CheckpointId) -> Result<Vec<u8>, StoreError> {
-        self.get_blocking(id)
-    }
-
-    fn metadata_local(&self, id: &CheckpointId) -> Result<CheckpointMetadata, StoreError> {
-        self.metadata_blocking(id)
-    }
-
-    fn list_local(&self, filter: &ListFilter) -> Result<CheckpointPage, StoreError> {
-        self.list_blocking(filter)
-    }
-
-    fn put_fenced_local(
-        &self,
-        metadata: &CheckpointMetadata,
-        envelope: &[u8],
-        expected_latest: Option<&CheckpointId>,
-    ) -> Result<(), StoreError> {
-        self.put_fenced_blocking(metadata, envelope, expected_latest)
     }
 }

@@ -11,6 +11,7 @@ use std::time::SystemTime;
 use async_trait::async_trait;
 use serde::{Deserialize, Serialize};
 
+use super::codec::Compression;
 use super::error::StoreError;
 use super::id::CheckpointId;
 use super::metadata::CheckpointMetadata;
@@ -21,7 +22,9 @@ pub mod io;
 #[cfg(feature = "postgres")]
 mod postgres;
 
-pub use fs::{FsStore, FsStoreOptions, RebuildReport};
+pub use fs::{
+    CommitStats, CompactionReport, CompactionStats, FsStore, FsStoreOptions, RebuildReport,
+};
 #[cfg(feature = "postgres")]
 pub use postgres::{PostgresStore, PostgresStoreOptions};
 
@@ -118,6 +121,19 @@ pub trait LocalStore: Send + Sync {
         let actual = self.list_local(&filter)?.items.first().map(|m| m.id);
         check_fence(actual, expected_latest)?;
         self.put_local(metadata, envelope)
+    }
+
+    /// Whether the store rewrites checkpoints stored in the cheap form (uncompressed, not
+    /// encrypted) with their codec in the background, so that the manager may acknowledge a
+    /// save before compressing it. `false`, the default: the manager compresses first.
+    fn compacts_in_background(&self) -> bool {
+        false
+    }
+
+    /// Asks the store to rewrite the just-stored cheap-form checkpoint `id` with `target`,
+    /// in the background; the default does nothing. Either form loads at every moment.
+    fn defer_compression(&self, id: &CheckpointId, target: Compression) {
+        let _ = (id, target);
     }
 }
 

@@ -54,8 +54,18 @@ impl FsStore {
                         self.repair_tail(&bytes);
                     }
                     needs_compaction |= damaged > 0 || consumed != bytes.len();
+                    // The last record of each id wins, as when applied in order; applying
+                    // only those (a compacted checkpoint has two) keeps the index as compact
+                    // as one record per checkpoint makes it.
+                    let mut last = BTreeMap::new();
                     for record in records {
-                        index.apply(record);
+                        match record {
+                            LogRecord::Put { meta } => last.insert(meta.id, Some(meta)),
+                            LogRecord::Del { id } => last.insert(id, None),
+                        };
+                    }
+                    for meta in last.into_values().flatten() {
+                        index.insert(*meta);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::NotFound => needs_compaction = true,
