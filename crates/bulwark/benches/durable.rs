@@ -140,7 +140,7 @@ fn compare_with_peers(since: SystemTime) {
         .output();
     let peers: serde_json::Value = match output {
         Ok(output) if output.status.success() => {
-            eprint!("{}", String::from_utf8_lossy(&output.stderr));
+            fs::write(root.join("peers.json"), &output.stdout).unwrap();
             serde_json::from_slice(&output.stdout).unwrap_or_default()
         }
         Ok(output) => {

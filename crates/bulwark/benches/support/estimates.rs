@@ -5,12 +5,13 @@ use std::fs;
 use std::path::Path;
 use std::time::SystemTime;
 
-/// Mean and median, in milliseconds, of a criterion benchmark measured since `since`.
+/// Mean and median, in milliseconds, of a criterion benchmark measured since `since` (criterion
+/// keeps `group/a/b` under `group/a_b`).
 pub(crate) fn criterion_ms(group: &str, bench: &str, since: SystemTime) -> Option<(f64, f64)> {
     let path = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("../../target/criterion")
         .join(group)
-        .join(bench)
+        .join(bench.replace('/', "_"))
         .join("new/estimates.json");
     if fs::metadata(&path).ok()?.modified().ok()? < since {
         return None;
