@@ -408,6 +408,10 @@ pub struct WorkflowSection {
     /// are taken over after it. Also how often `serve` looks for runs to recover.
     #[serde(deserialize_with = "duration")]
     pub lease_ttl: Duration,
+    /// Test-only: registers the `counted` workflow (a fan-out and a step whose effects count
+    /// their calls in this PostgreSQL database), which the crash and takeover tests run.
+    #[doc(hidden)]
+    pub test_counter_url: Option<String>,
 }
 
 impl Default for WorkflowSection {
@@ -417,6 +421,7 @@ impl Default for WorkflowSection {
             max_attempts: 3,
             replica: None,
             lease_ttl: Duration::from_secs(15),
+            test_counter_url: None,
         }
     }
 }

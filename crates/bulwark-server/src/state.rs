@@ -459,6 +459,12 @@ async fn workflows(
             .map_err(|e| StateError::Workflows(e.to_string()))?;
         builder = builder.leases(leases, replica.clone(), config.workflows.lease_ttl);
     }
+    if let Some(url) = &config.workflows.test_counter_url {
+        let counted = crate::workflow::counted_workflow(url, &replica)
+            .await
+            .map_err(StateError::Workflows)?;
+        builder = builder.workflow(counted);
+    }
     let executor = builder
         .build()
         .map_err(|e: DurableError| StateError::Workflows(e.to_string()))?;

@@ -144,9 +144,13 @@ impl Contract {
             ("ExecuteRequest", "state"),
             ("ResumeRequest", "input"),
             ("ForkRequest", "patch"),
+            ("RunView", "state"),
+            ("InterruptView", "payload"),
         ] {
             if let Some(body) = schemas.get_mut(schema) {
-                body["additionalProperties"] = serde_json::Value::Bool(false);
+                if schema.ends_with("Request") {
+                    body["additionalProperties"] = serde_json::Value::Bool(false);
+                }
                 if let Some(property) = body.pointer_mut(&format!("/properties/{field}")) {
                     let description = property["description"].clone();
                     *property = serde_json::json!({ "description": description });

@@ -42,6 +42,7 @@
 //! # }).unwrap();
 //! ```
 
+mod counted;
 mod demo;
 mod drive;
 mod outcome;
@@ -50,6 +51,8 @@ use bulwark::durable::{DurableError, Executor, Workflow};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
 
+pub(crate) use counted::counted_workflow;
+pub use counted::{COUNTED_WORKFLOW, Counted};
 pub use demo::{DEMO_WORKFLOW, FlakyTool, ToolError, demo_workflow};
 pub(crate) use outcome::durable_error;
 pub use outcome::{
