@@ -90,6 +90,8 @@ pub struct Config {
     /// `[breakers]`: the config of the circuit breaker around each workflow dependency
     /// (`failure_threshold`, `success_threshold`, `timeout`, `half_open_max_calls`, ...).
     pub breakers: bulwark::breaker::CircuitBreakerConfig,
+    /// `[budgets]`: token, request and cost budgets and the price table (see `crate::budgets`).
+    pub budgets: crate::budgets::BudgetsSection,
 }
 
 /// Shortest bearer token accepted, in bytes (issue 12 defect 10: a guessable token is no

@@ -34,6 +34,7 @@
 
 pub mod api;
 mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod config;
 pub mod error;

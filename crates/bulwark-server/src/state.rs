@@ -84,6 +84,7 @@ struct Inner {
     retention: Option<RetentionPolicy>,
     checkpoint_backend: &'static str,
     breakers: Arc<BreakerRegistry>,
+    budgets: bulwark::budget::Ledger,
     guard: Arc<BreakerGuard>,
     telemetry: Telemetry,
     running: Mutex<HashSet<String>>,
@@ -212,6 +213,10 @@ impl AppState {
                 retention,
                 checkpoint_backend,
                 breakers,
+                budgets: config
+                    .budgets
+                    .ledger(&telemetry)
+                    .map_err(StateError::Unsupported)?,
                 guard,
                 telemetry,
                 running: Mutex::default(),
@@ -240,6 +245,11 @@ impl AppState {
     /// Seconds since this state was created.
     pub fn uptime_seconds(&self) -> f64 {
         self.inner.started.elapsed().as_secs_f64()
+    }
+
+    /// The budgets of `[budgets]`, listed at `GET /api/observability/budgets`.
+    pub fn budgets(&self) -> &bulwark::budget::Ledger {
+        &self.inner.budgets
     }
 
     /// The rate limiters the API lists (the workflow limiter among them).

@@ -2,6 +2,7 @@
 //! `/api/openapi.json`.
 
 mod breakers;
+mod budgets;
 mod checkpoints;
 mod health;
 mod metrics;
@@ -59,6 +60,7 @@ pub fn observability_routes() -> Router<AppState> {
     Router::new()
         .route("/health", get(health::health))
         .route("/rate-limiters", get(ratelimiters::list))
+        .route("/budgets", get(budgets::list))
         .route("/checkpoints", get(checkpoints::list))
         .route("/checkpoints/cleanup", post(checkpoints::cleanup))
         .route(

@@ -7,7 +7,7 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{breakers, checkpoints, health, metrics, ratelimiters, traces, workflows};
+use super::{breakers, budgets, checkpoints, health, metrics, ratelimiters, traces, workflows};
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// The API's OpenAPI document.
@@ -17,6 +17,7 @@ use crate::error::{ErrorBody, ErrorDetail};
     paths(
         health::health,
         ratelimiters::list,
+        budgets::list,
         checkpoints::list,
         checkpoints::show,
         checkpoints::delete,
