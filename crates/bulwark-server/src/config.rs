@@ -105,6 +105,8 @@ pub struct Config {
     pub pipelines: std::collections::BTreeMap<String, bulwark::pipeline::PipelineConfig>,
     /// `[alerting]`: alert rules and where alerts go.
     pub alerting: crate::alerting::AlertingSection,
+    /// `[budgets]`: token, request and cost budgets and the price table (see `crate::budgets`).
+    pub budgets: crate::budgets::BudgetsSection,
 }
 
 /// Shortest bearer token accepted, in bytes (issue 12 defect 10: a guessable token is no

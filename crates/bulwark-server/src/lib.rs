@@ -42,6 +42,7 @@
 pub mod alerting;
 pub mod api;
 mod auth;
+pub mod budgets;
 pub mod cli;
 pub mod config;
 mod dashboard;

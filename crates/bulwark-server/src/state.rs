@@ -99,6 +99,7 @@ struct Inner {
     breakers: Arc<BreakerRegistry>,
     breaker_config: CircuitBreakerConfig,
     pipelines: Arc<Pipelines>,
+    budgets: bulwark::budget::Ledger,
     telemetry: Telemetry,
     tasks: TaskTracker,
     health_probe: Mutex<Option<(Instant, Result<(), String>)>>,
@@ -255,6 +256,10 @@ impl AppState {
                 breakers,
                 breaker_config: config.breakers,
                 pipelines,
+                budgets: config
+                    .budgets
+                    .ledger(&telemetry)
+                    .map_err(StateError::Unsupported)?,
                 telemetry,
                 tasks: TaskTracker::default(),
                 health_probe: Mutex::default(),
@@ -288,6 +293,11 @@ impl AppState {
     /// The event stream of this state's breakers, limiters and checkpoints.
     pub fn events(&self) -> &EventBus {
         &self.inner.events
+    }
+
+    /// The budgets of `[budgets]`, listed at `GET /api/observability/budgets`.
+    pub fn budgets(&self) -> &bulwark::budget::Ledger {
+        &self.inner.budgets
     }
 
     /// The rate limiters the API lists (the workflow limiter among them).

@@ -3,6 +3,7 @@
 
 mod alerts;
 mod breakers;
+mod budgets;
 mod checkpoints;
 mod events;
 mod health;
@@ -63,6 +64,7 @@ pub fn observability_routes() -> Router<AppState> {
         .route("/alerts", get(alerts::list))
         .route("/alert-rules", get(alerts::rules))
         .route("/rate-limiters", get(ratelimiters::list))
+        .route("/budgets", get(budgets::list))
         .route("/checkpoints", get(checkpoints::list))
         .route("/checkpoints/cleanup", post(checkpoints::cleanup))
         .route(

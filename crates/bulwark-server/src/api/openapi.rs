@@ -7,7 +7,9 @@ use axum::Json;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
 
-use super::{alerts, breakers, checkpoints, health, metrics, ratelimiters, traces, workflows};
+use super::{
+    alerts, breakers, budgets, checkpoints, health, metrics, ratelimiters, traces, workflows,
+};
 use crate::error::{ErrorBody, ErrorDetail};
 
 /// The API's OpenAPI document.
@@ -19,6 +21,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         alerts::list,
         alerts::rules,
         ratelimiters::list,
+        budgets::list,
         checkpoints::list,
         checkpoints::show,
         checkpoints::state,
