@@ -241,6 +241,10 @@ pub struct CheckpointSection {
     /// Compare the SHA-256 at every load, even when the zstd frames' checksums (or the
     /// encryption's tag) already proved the state intact; default `false`.
     pub verify_on_load: bool,
+    /// Compress a checkpoint before its save returns instead of after (the filesystem store
+    /// acknowledges an uncompressed form and compacts it in the background by default);
+    /// default `false`. PostgreSQL checkpoints are always compressed first.
+    pub compress_before_ack: bool,
     /// `[checkpoints.retention]`: what is kept.
     pub retention: RetentionSection,
 }

@@ -168,7 +168,8 @@ impl AppState {
                 checkpoint_metrics.on_event(e);
                 checkpoint_events.on_event(e);
             })
-            .verify_on_load(config.checkpoints.verify_on_load);
+            .verify_on_load(config.checkpoints.verify_on_load)
+            .compress_before_ack(config.checkpoints.compress_before_ack);
         if let Some(policy) = &retention
             && config.checkpoints.retention.cleanup_every > 0
         {

@@ -161,7 +161,12 @@ async fn damaged_files_known_to_the_index_are_invalid_with_the_reason() {
 
 #[tokio::test]
 async fn a_forged_index_record_does_not_override_the_verified_header() {
-    let app = common::app("fault-forged").await;
+    // Compressed before the save returns, so that no background compaction rewrites the
+    // forged checkpoint's index record while the test looks at it.
+    let app = common::app_with("fault-forged", |config| {
+        config.checkpoints.compress_before_ack = true;
+    })
+    .await;
     let ids = seed(&app, "run-a", 2).await;
     let mut meta: Value = show(&app, &ids[1]).await.body["metadata"].clone();
     meta["workflow_id"] = json!("forged-wf");
