@@ -73,7 +73,7 @@ impl<C: Clock> Core<C> {
 
     #[inline]
     fn ticket(&self, epoch: u32, role: Role) -> (Ticket, u64) {
-        let start = if self.slow.is_some() || self.listeners.any() {
+        let start = if self.slow.is_some() || self.listeners.any_calls() {
             self.clock.now_nanos().min(NO_START - 1)
         } else {
             NO_START
@@ -212,7 +212,7 @@ impl<C: Clock> Core<C> {
             Role::Trial => self.finish_trial(ticket.epoch(), outcome),
         }
         if let Some(start) = start
-            && self.listeners.any()
+            && self.listeners.any_calls()
         {
             let end = end.unwrap_or_else(|| self.clock.now_nanos());
             let duration = Duration::from_nanos(end.saturating_sub(start));
@@ -384,6 +384,9 @@ impl<C: Clock> Core<C> {
 
     fn notify_call(&self, outcome: CallOutcome, state: State, duration: Duration) {
         self.listeners.each(|l| {
+            if !l.wants_calls() {
+                return;
+            }
             l.on_call(&CallEvent {
                 breaker: &self.name,
                 outcome,

@@ -120,6 +120,14 @@ pub trait BreakerListener: Send + Sync + 'static {
     fn on_call(&self, event: &CallEvent<'_>) {
         let _ = event;
     }
+
+    /// Whether this listener wants [`on_call`](Self::on_call); `true` unless overridden.
+    /// While no listener of a breaker wants calls, its calls read no clock and notify no one:
+    /// a listener that only follows transitions returns `false` and costs the hot path
+    /// nothing. Read once, when the listener is added.
+    fn wants_calls(&self) -> bool {
+        true
+    }
 }
 
 impl<F> BreakerListener for F
@@ -129,12 +137,18 @@ where
     fn on_transition(&self, transition: &Transition<'_>) {
         self(transition)
     }
+
+    fn wants_calls(&self) -> bool {
+        false
+    }
 }
 
 /// The listeners of one breaker. Reading is one relaxed load while there are none.
 #[derive(Default)]
 pub(crate) struct Listeners {
     any: AtomicBool,
+    /// Whether any listener wants call outcomes ([`BreakerListener::wants_calls`]).
+    any_calls: AtomicBool,
     list: RwLock<Arc<[Arc<dyn BreakerListener>]>>,
 }
 
@@ -142,6 +156,7 @@ impl Listeners {
     pub(crate) fn new(initial: Vec<Arc<dyn BreakerListener>>) -> Self {
         Self {
             any: AtomicBool::new(!initial.is_empty()),
+            any_calls: AtomicBool::new(initial.iter().any(|l| l.wants_calls())),
             list: RwLock::new(initial.into()),
         }
     }
@@ -151,9 +166,18 @@ impl Listeners {
         self.any.load(Ordering::Relaxed)
     }
 
+    /// Whether any listener wants call outcomes: one relaxed load.
+    #[inline]
+    pub(crate) fn any_calls(&self) -> bool {
+        self.any_calls.load(Ordering::Relaxed)
+    }
+
     pub(crate) fn add(&self, listener: Arc<dyn BreakerListener>) {
         let mut list = self.list.write().unwrap_or_else(PoisonError::into_inner);
         let mut next = list.to_vec();
+        if listener.wants_calls() {
+            self.any_calls.store(true, Ordering::Release);
+        }
         next.push(listener);
         *list = next.into();
         self.any.store(true, Ordering::Release);

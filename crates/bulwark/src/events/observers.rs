@@ -27,6 +27,11 @@ impl BreakerEvents {
 }
 
 impl BreakerListener for BreakerEvents {
+    /// Transitions only: a breaker with just this listener reads no clock per call.
+    fn wants_calls(&self) -> bool {
+        false
+    }
+
     fn on_transition(&self, t: &Transition<'_>) {
         self.bus.publish_at(
             NewEvent::new(
