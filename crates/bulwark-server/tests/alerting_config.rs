@@ -145,3 +145,29 @@ async fn the_rules_and_alerts_endpoints_list_what_the_engine_holds() {
         metrics.text
     );
 }
+
+/// The README's alerting example is a config the server accepts, and exports.
+#[test]
+fn the_readmes_alerting_example_is_a_valid_config() {
+    let readme = include_str!("../../../README.md");
+    let section = &readme[readme.find("## Alerting").unwrap()..];
+    let block = &section[section.find("```toml").unwrap() + 7..];
+    let block = &block[..block.find("```").unwrap()];
+    let config = bulwark_server::config::Config::from_toml(block, "README.md".as_ref()).unwrap();
+    config.validate().unwrap();
+    let rules = config.alerting.rules().unwrap();
+    let names: Vec<&str> = rules.iter().map(|r| r.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["ToolBreakerOpen", "WorkflowLimiterRejecting", "SlowSteps"]
+    );
+    let yaml = bulwark::alerting::export::prometheus_rules(
+        &rules,
+        "bulwark",
+        config.alerting.interval().unwrap(),
+    );
+    assert!(
+        yaml.contains(r#"rate(bulwark_ratelimit_rejected_total{name=\"workflows\"}[5m]) > 0.5"#),
+        "{yaml}"
+    );
+}
