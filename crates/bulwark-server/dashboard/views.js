@@ -375,7 +375,7 @@ async function runTimeline(main, workflowId, traceId, items, detail) {
     const list = await api("traces?name=workflow&limit=200");
     for (const t of list.traces) {
       const tree = await api(`traces/${t.trace_id}`);
-      if (flatten(tree.roots).some((r) => r.node.attributes?.["workflow.id"] === workflowId)) { id = t.trace_id; break; }
+      if (flatten(tree.roots).some((r) => (r.node.attributes?.["run.id"] ?? r.node.attributes?.["workflow.id"]) === workflowId)) { id = t.trace_id; break; }
     }
   }
   const box = section("Run timeline");

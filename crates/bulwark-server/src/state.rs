@@ -232,6 +232,7 @@ impl AppState {
             &format!("http://{}", config.server.listen),
         )?;
         if !alerts.rules().is_empty() {
+            tokio::spawn(forward_alert_events(alerts.subscribe(), events.clone()));
             tokio::spawn(alerts.clone().run());
             tokio::spawn(alerts.clone().run_notifiers());
         }
@@ -536,6 +537,33 @@ impl TaskTracker {
             if tokio::time::timeout_at(deadline, idle).await.is_err() {
                 return self.active.load(Ordering::Acquire);
             }
+        }
+    }
+}
+
+/// Publishes each alert change (pending, firing, resolved) on the event stream as an `alert`
+/// event named by its rule, until the engine is gone. A stream that fell behind skips what it
+/// missed (the broadcast says how many) rather than stalling the engine.
+async fn forward_alert_events(
+    mut changes: tokio::sync::broadcast::Receiver<bulwark::alerting::AlertEvent>,
+    events: EventBus,
+) {
+    use tokio::sync::broadcast::error::RecvError;
+    loop {
+        match changes.recv().await {
+            Ok(change) => {
+                let data = serde_json::to_value(&change.alert).unwrap_or_default();
+                events.publish(bulwark::events::NewEvent::new(
+                    bulwark::events::EventKind::Alert,
+                    change.alert.rule.clone(),
+                    change.state.as_str(),
+                    data,
+                ));
+            }
+            Err(RecvError::Lagged(missed)) => {
+                tracing::warn!(missed, "alert events skipped on the event stream");
+            }
+            Err(RecvError::Closed) => return,
         }
     }
 }

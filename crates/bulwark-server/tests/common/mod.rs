@@ -45,6 +45,10 @@ pub fn config(dir: &Path) -> Config {
     config.server.data_dir = dir.to_owned();
     config.demo.failure_rate = 0.0;
     config.demo.latency = std::time::Duration::ZERO;
+    // In-process server tests compare the data folder before and after requests; the fs
+    // store's background compactor would rewrite it in between. Compaction itself is tested
+    // in crates/bulwark/tests/checkpoint_*.rs, and the binary tests run with the default.
+    config.checkpoints.compress_before_ack = true;
     config
 }
 

@@ -253,7 +253,7 @@ impl StepContext {
                     payload: serde_json::json!({ "effect": name, "idempotency_key": key }),
                 };
                 self.set_interrupt(pending).await?;
-                return Err(StepError::pause(format!(
+                return Err(StepError::waiting_for_input(format!(
                     "effect {name:?} has an unknown outcome: waiting for a person"
                 )));
             }
@@ -324,7 +324,7 @@ impl StepContext {
             payload,
         };
         self.set_interrupt(pending).await?;
-        Err(StepError::pause(reason))
+        Err(StepError::waiting_for_input(reason))
     }
 
     /// Records what the run will wait on (the first one, when branches pause together).

@@ -378,8 +378,13 @@ impl<C: Clock> Attempts<C> {
                 Err(error) => error,
             };
             if error.class == ErrorClass::Pause {
-                // Waiting for a person is not a failure of the attempt.
-                tracing::info!(parent: &span, reason = %error, "step paused");
+                // Waiting for a person's input is not a failure of the attempt; a pause
+                // because something failed (a dependency down after its retries) is.
+                if error.for_input {
+                    tracing::info!(parent: &span, reason = %error, "step paused");
+                } else {
+                    mark_error(&span, &error);
+                }
                 return Outcome::Paused(error);
             }
             mark_error(&span, &error);

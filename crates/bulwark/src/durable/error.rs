@@ -34,6 +34,9 @@ pub struct StepError {
     pub class: ErrorClass,
     /// Do not retry before this much time has passed.
     pub retry_after: Option<Duration>,
+    /// A pause that waits for input ([`StepContext::interrupt`](super::StepContext::interrupt))
+    /// rather than one caused by a failure: only the latter marks the attempt's span an error.
+    pub(crate) for_input: bool,
 }
 
 impl fmt::Display for StepError {
@@ -52,6 +55,15 @@ impl StepError {
             message: message.to_string(),
             class,
             retry_after: None,
+            for_input: false,
+        }
+    }
+
+    /// A pause waiting for a person's input, not caused by a failure.
+    pub(crate) fn waiting_for_input(message: impl fmt::Display) -> Self {
+        Self {
+            for_input: true,
+            ..Self::pause(message)
         }
     }
 

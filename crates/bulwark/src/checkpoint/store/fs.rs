@@ -382,7 +382,13 @@ impl FsStore {
             .unwrap_or_else(PoisonError::into_inner);
         let io = &*self.inner.io;
         let path = self.path_of(id);
-        let removed = {
+        // A delete of an id with no file takes no lock and so creates no lock file: a refused
+        // or pointless request leaves the folder as it was. (A compaction only replaces a
+        // file that exists, so none can bring this one into being meanwhile.)
+        let missing = matches!(io.identity(&path), Err(e) if e.kind() == io::ErrorKind::NotFound);
+        let removed = if missing {
+            Err(io::Error::from(io::ErrorKind::NotFound))
+        } else {
             // Against a compaction replacing the file at the same moment (it would bring the
             // checkpoint back).
             let _in_process = self
