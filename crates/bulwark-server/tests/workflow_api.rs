@@ -224,7 +224,7 @@ async fn bad_inputs_are_4xx_and_change_nothing_on_disk() {
             "POST",
             "/api/workflows/runs/r-1/fork".into(),
             Some(json!({"checkpoint_id": demo_checkpoint}).to_string()),
-            StatusCode::BAD_REQUEST,
+            StatusCode::CONFLICT,
         ),
         (
             "POST",
@@ -284,4 +284,25 @@ async fn first_of(app: &common::App, run: &str) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+#[tokio::test]
+async fn a_demo_run_started_with_a_state_that_is_not_an_object_fails_with_a_message() {
+    // Schemathesis found `{"state": [null, null]}` panicking the demo's first step (a 500).
+    let app = app().await;
+    let reply = app
+        .post_json(
+            "/api/workflows/odd-state/execute",
+            r#"{"state": [null, null]}"#,
+        )
+        .await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.text);
+    assert_eq!(reply.body["status"], "failed", "{}", reply.text);
+    assert!(
+        reply.body["error"]
+            .as_str()
+            .is_some_and(|e| e.contains("the demo's state is a JSON object, not an array")),
+        "{}",
+        reply.text
+    );
 }

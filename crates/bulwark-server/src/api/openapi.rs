@@ -47,7 +47,7 @@ use crate::error::{ErrorBody, ErrorDetail};
         document,
     ),
     components(schemas(ErrorBody, ErrorDetail)),
-    modifiers(&BearerAuth, &Contract),
+    modifiers(&BearerAuth),
     tags(
         (name = "observability", description = "State of the rate limiters, breakers, checkpoints and telemetry"),
         (name = "checkpoints", description = "Durable, verified checkpoints of workflow state"),
@@ -126,7 +126,10 @@ impl Contract {
                 continue;
             };
             for operation in item.values_mut() {
-                if let Some(parameters) = operation["parameters"].as_array_mut() {
+                if let Some(parameters) = operation
+                    .get_mut("parameters")
+                    .and_then(|p| p.as_array_mut())
+                {
                     for parameter in parameters {
                         let name = parameter["name"].as_str().unwrap_or_default();
                         let location = parameter["in"].as_str().unwrap_or_default();
@@ -153,6 +156,11 @@ impl Contract {
             if let Some(body) = schemas.get_mut(schema) {
                 if schema.ends_with("Request") {
                     body["additionalProperties"] = serde_json::Value::Bool(false);
+                    // Absent is the same as `null`: a request need not send it.
+                    if let Some(required) = body.get_mut("required").and_then(|r| r.as_array_mut())
+                    {
+                        required.retain(|name| name != field);
+                    }
                 }
                 if let Some(property) = body.pointer_mut(&format!("/properties/{field}")) {
                     let description = property["description"].clone();
@@ -197,17 +205,13 @@ impl Contract {
     }
 }
 
-impl Modify for Contract {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let Ok(mut document) = serde_json::to_value(&*openapi) else {
-            return;
-        };
-        Self::patch(&mut document);
-        match serde_json::from_value(document) {
-            Ok(patched) => *openapi = patched,
-            Err(error) => tracing::warn!(%error, "OpenAPI contract patch not applied"),
-        }
-    }
+/// The served document: utoipa's, with [`Contract`]'s limits written in. The patch works on
+/// the JSON itself, since some of what it declares (a property that takes any JSON value)
+/// has no utoipa type to go back into.
+pub fn document_json() -> serde_json::Value {
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or_default();
+    Contract::patch(&mut document);
+    document
 }
 
 /// This document.
@@ -217,6 +221,52 @@ impl Modify for Contract {
     tag = "observability",
     responses((status = 200, description = "The OpenAPI 3 document", content_type = "application/json"))
 )]
-pub(crate) async fn document() -> Json<utoipa::openapi::OpenApi> {
-    Json(ApiDoc::openapi())
+pub(crate) async fn document() -> Json<serde_json::Value> {
+    Json(document_json())
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+    use super::*;
+
+    #[test]
+    fn the_served_document_carries_the_contracts_limits() {
+        let document = document_json();
+        let parameter = |path: &str, method: &str| {
+            document["paths"][path][method]["parameters"][0]["schema"].clone()
+        };
+        assert_eq!(
+            parameter("/api/observability/checkpoints/{checkpoint_id}", "get")["pattern"],
+            CHECKPOINT_ID_PATTERN
+        );
+        assert_eq!(
+            parameter("/api/observability/traces/{trace_id}", "get")["pattern"],
+            TRACE_ID_PATTERN
+        );
+        assert_eq!(
+            parameter("/api/workflows/runs/{run_id}", "get")["pattern"],
+            RUN_ID_PATTERN
+        );
+        let schemas = &document["components"]["schemas"];
+        assert_eq!(schemas["ExecuteRequest"]["additionalProperties"], false);
+        let required = schemas["ExecuteRequest"]["required"].as_array().cloned();
+        assert!(
+            required.unwrap_or_default().is_empty(),
+            "an empty execute body is valid"
+        );
+        let operations = document["paths"].as_object().unwrap().values();
+        for operation in operations.flat_map(|item| item.as_object().unwrap().values()) {
+            assert!(!operation["parameters"].is_null() || operation.get("parameters").is_none());
+        }
+        assert!(
+            schemas["RunView"]["properties"]["state"]
+                .get("type")
+                .is_none()
+        );
+        assert_eq!(
+            schemas["ForkRequest"]["properties"]["checkpoint_id"]["pattern"],
+            CHECKPOINT_ID_PATTERN
+        );
+    }
 }

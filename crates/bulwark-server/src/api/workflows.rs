@@ -310,9 +310,10 @@ pub(crate) async fn cancel(
     security(("bearer" = [])),
     responses(
         (status = 200, description = "The new run, stopped", body = RunView),
-        (status = 400, description = "Malformed id or body, a checkpoint of another run, or a patch the state type refuses", body = ErrorBody),
+        (status = 400, description = "Malformed id or body, or a patch the state type refuses", body = ErrorBody),
         (status = 401, description = "Missing or wrong token", body = ErrorBody),
         (status = 404, description = "No such run or checkpoint", body = ErrorBody),
+        (status = 409, description = "The checkpoint is another run's, or the new run exists", body = ErrorBody),
         (status = 413, description = "Body over the limit", body = ErrorBody),
         (status = 415, description = "Body is not JSON", body = ErrorBody),
         (status = 503, description = "The checkpoint or lease store cannot answer", body = ErrorBody),

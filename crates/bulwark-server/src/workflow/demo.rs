@@ -82,6 +82,15 @@ async fn use_tool(
     input_key: Option<&'static str>,
     output_key: &'static str,
 ) -> Result<Value, StepError> {
+    if state.is_null() {
+        state = Value::Object(serde_json::Map::new());
+    }
+    let Some(_) = state.as_object() else {
+        return Err(StepError::fatal(format!(
+            "the demo's state is a JSON object, not {}",
+            kind_of(&state)
+        )));
+    };
     let input = match input_key {
         Some(key) => state[key]["output"].as_str().unwrap_or_default().to_owned(),
         None => context.run_id().to_owned(),
@@ -107,6 +116,18 @@ async fn use_tool(
     trail.push(json!(context.step()));
     state["trail"] = Value::Array(trail);
     Ok(state)
+}
+
+/// What kind of JSON value `value` is, for a message.
+fn kind_of(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
 }
 
 /// Why a tool call through its pipeline failed, in words.

@@ -364,7 +364,6 @@ pub(crate) fn durable_error(error: DurableError, replica: &str) -> ApiError {
             ApiError::NotFound(error.to_string())
         }
         DurableError::InvalidRunId { .. }
-        | DurableError::ForeignCheckpoint { .. }
         | DurableError::BadState { .. }
         | DurableError::BadInput { .. } => ApiError::BadRequest(error.to_string()),
         DurableError::AlreadyRunning { run_id } => ApiError::Conflict(format!(
@@ -373,9 +372,11 @@ pub(crate) fn durable_error(error: DurableError, replica: &str) -> ApiError {
         DurableError::LeasedElsewhere { run_id, owner } => ApiError::Conflict(format!(
             "workflow run {run_id:?} is running on replica {owner:?}"
         )),
-        DurableError::RunExists { .. } | DurableError::WrongStatus { .. } => {
-            ApiError::Conflict(error.to_string())
-        }
+        // A checkpoint that exists but is another run's: the request is well formed, it
+        // conflicts with what the checkpoint is.
+        DurableError::RunExists { .. }
+        | DurableError::WrongStatus { .. }
+        | DurableError::ForeignCheckpoint { .. } => ApiError::Conflict(error.to_string()),
         DurableError::Conflict { run_id, .. } => ApiError::Conflict(format!(
             "workflow run {run_id:?} was advanced by another writer at the same time (another \
              replica or process); this call stopped without saving. Call again to go on from \
