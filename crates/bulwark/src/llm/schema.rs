@@ -14,7 +14,7 @@ use serde_json::Value;
 ///                     "properties": {"city": {"type": "string"}}});
 /// assert!(validate_schema(&schema, &json!({"city": "Oslo"})).is_ok());
 /// assert_eq!(validate_schema(&schema, &json!({"city": 3})).unwrap_err(),
-///            "$.city: expected string, got number");
+///            "$.city: expected string, got integer");
 /// ```
 pub fn validate(schema: &Value, value: &Value) -> Result<(), String> {
     check(schema, value, "$")
