@@ -28,8 +28,9 @@
 //!     }
 //! });
 //! let stats = store.commit_stats();
-//! // Eight durable saves, and never more folder flushes than saves.
-//! assert_eq!(stats.grouped_saves, 8);
+//! // Eight durable saves (and any compaction the background compactor finished meanwhile,
+//! // which waits for a flush too), and never more folder flushes than waits.
+//! assert!(stats.grouped_saves >= 8);
 //! assert!(stats.flushes <= stats.grouped_saves);
 //! # Ok(())
 //! # }
